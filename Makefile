@@ -1,0 +1,38 @@
+# talklike — the two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+TORCH_PIN ?= torch==2.13.0
+DEMO_DIR ?= demo
+
+.PHONY: install test lint demo clean
+
+# The venv is (re)built when pyproject.toml changes. torch is installed first and pinned so pip takes
+# the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH_PIN)"
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint
+	$(VENV)/bin/pytest
+
+TALKLIKE = $(VENV)/bin/talklike
+
+# The whole path on generated data: exports in the real formats -> corpus.
+demo: install
+	@echo "== 1. writing demo exports (a Telegram and a Messenger export of one group chat)"
+	$(PY) -m training.demo.generate --out $(DEMO_DIR)/exports
+	@echo "== 2. importing them into one corpus"
+	$(TALKLIKE) import $(DEMO_DIR)/exports -o $(DEMO_DIR)/corpus.jsonl
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from talklike.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""WhatsApp `.txt` exports: every header variant, date order, senders, placeholders, privacy."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from training.importers import whatsapp
+from training.importers.base import FileReport, ImportOptions, SourceFile
+
+PHONE = "\u202a+1\u00a0555\u2011123\u20114567\u202c"
+PHONE_DIGITS = "15551234567"
+
+
+def parse_text(text: str, path: str = "WhatsApp Chat with Bob.txt", **options):
+    report = FileReport(path)
+    source = SourceFile(path, text.encode("utf-8"))
+    messages = list(whatsapp.parse(source, report, ImportOptions(**options)))
+    return messages, report
+
+
+def utc(*parts: int) -> float:
+    return datetime(*parts, tzinfo=timezone.utc).timestamp()
+
+
+@pytest.mark.parametrize(
+    "line, author, text, when",
+    [
+        ("12/28/19, 21:43 - Ada: hello", "Ada", "hello", (2019, 12, 28, 21, 43)),
+        ("2/4/23, 10:35 PM - Ada: late", "Ada", "late", (2023, 2, 4, 22, 35)),
+        ("2/4/23, 10:35\u202fPM - Ada: narrow space", "Ada", "narrow space", (2023, 2, 4, 22, 35)),
+        ("12/28/19, 12:05 AM - Ada: midnight", "Ada", "midnight", (2019, 12, 28, 0, 5)),
+        ("[20.06.19, 15:58:57] Ada: ios", "Ada", "ios", (2019, 6, 20, 15, 58, 57)),
+        ("[9/17/19, 8:30:52 AM] Ada: ios us", "Ada", "ios us", (2019, 9, 17, 8, 30, 52)),
+        ("\u200e[20.06.19, 15:58:57] Ada: marked", "Ada", "marked", (2019, 6, 20, 15, 58, 57)),
+        ("13.6.2018 klo 21.25.15 - Ada: finnish", "Ada", "finnish", (2018, 6, 13, 21, 25, 15)),
+        ("13. 6. 2018. 21:25:15 Ada: croatian", "Ada", "croatian", (2018, 6, 13, 21, 25, 15)),
+        ("3/6/18, 1:55 p.m. - Ada: dotted pm", "Ada", "dotted pm", (2018, 3, 6, 13, 55)),
+        ("[3/6/18 1:55:00 p. m.] Ada: spaced pm", "Ada", "spaced pm", (2018, 3, 6, 13, 55)),
+        ("03-06-2018, 01.55 PM - Ada: dashes", "Ada", "dashes", (2018, 6, 3, 13, 55)),
+        ("[2018/06/13, 21:25:15] Ada: year first", "Ada", "year first", (2018, 6, 13, 21, 25, 15)),
+        ("28.12.19, 21:43 - Ada: german", "Ada", "german", (2019, 12, 28, 21, 43)),
+        ("20/06/2019 15:58:57: Ada: old ios", "Ada", "old ios", (2019, 6, 20, 15, 58, 57)),
+    ],
+)
+def test_header_variants(line, author, text, when):
+    assert whatsapp.sniff(line + "\n")
+    messages, report = parse_text(line + "\n")
+    assert len(messages) == 1, report.skipped
+    message = messages[0]
+    assert (message.author, message.text, message.kind) == (author, text, "text")
+    assert message.timestamp == utc(*when)
+    assert message.author_id is None
+    assert message.conversation == "whatsapp:Bob" and message.platform == "whatsapp"
+
+
+@pytest.mark.parametrize(
+    "lines, options, expected",
+    [
+        # a first field above 12 anywhere in the file settles day first for the whole file
+        (["3/6/18, 10:00 - A: x", "13/6/18, 10:00 - A: y"], {}, [(2018, 6, 3, 10), (2018, 6, 13, 10)]),
+        # a second field above 12 settles month first
+        (["3/6/18, 10:00 - A: x", "3/13/18, 10:00 - A: y"], {}, [(2018, 3, 6, 10), (2018, 3, 13, 10)]),
+        # undecided: slashes default to month first, dots to day first
+        (["3/6/18, 10:00 - A: x"], {}, [(2018, 3, 6, 10)]),
+        (["03.06.18, 10:00 - A: x"], {}, [(2018, 6, 3, 10)]),
+        # the option wins over the custom
+        (["3/6/18, 10:00 - A: x"], {"day_first": True}, [(2018, 6, 3, 10)]),
+        (["03.06.18, 10:00 - A: x"], {"day_first": False}, [(2018, 3, 6, 10)]),
+        # a file switching style midway: each style is decided on its own values
+        (["12/28/19, 21:43 - A: android", "[03.01.20, 10:00:00] A: ios"], {}, [(2019, 12, 28, 21, 43), (2020, 1, 3, 10)]),
+    ],
+)
+def test_day_first_inference(lines, options, expected):
+    messages, _ = parse_text("\n".join(lines) + "\n", **options)
+    assert [message.timestamp for message in messages] == [utc(*when) for when in expected]
+
+
+def test_continuation_lines_and_blank_lines_stay_in_the_message():
+    text = "12/28/19, 21:43 - Ada: first line\nsecond line\n\n    indented code\n12/28/19, 21:44 - Bob: next\n"
+    messages, _ = parse_text(text)
+    assert [m.text for m in messages] == ["first line\nsecond line\n\n    indented code", "next"]
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n"])
+def test_line_endings(newline):
+    text = newline.join(["12/28/19, 21:43 - Ada: one", "two", "12/28/19, 21:44 - Bob: three", ""])
+    messages, _ = parse_text(text)
+    assert [(m.author, m.text) for m in messages] == [("Ada", "one\ntwo"), ("Bob", "three")]
+
+
+def test_mixed_line_endings():
+    text = "12/28/19, 21:43 - Ada: one\r\ntwo\n12/28/19, 21:44 - Bob: three\r\n"
+    messages, _ = parse_text(text)
+    assert [(m.author, m.text) for m in messages] == [("Ada", "one\ntwo"), ("Bob", "three")]
+
+
+def test_system_lines_are_skipped_and_counted():
+    text = (
+        "12/28/19, 21:43 - Messages to this group are now secured with end-to-end encryption. Tap for more info.\n"
+        "12/28/19, 21:43 - Ada created group \"Trip\"\n"
+        "12/28/19, 21:44 - Ada: hello\n"
+        "[20.06.19, 15:58:57] Trip: \u200eMessages and calls are end-to-end encrypted.\n"
+        "[20.06.19, 15:58:58] Ada: \u200eAda changed the group description\n"
+    )
+    messages, report = parse_text(text)
+    assert [m.text for m in messages] == ["hello"]
+    assert report.skipped["system"] == 4
+
+
+def test_ios_media_with_a_sender_and_a_mark_is_media_not_speech():
+    text = (
+        "[20.06.19, 15:58:57] Ada: \u200eimage omitted\n"
+        "\u200e[20.06.19, 15:58:58] Ada: \u200e<attached: 00000042-PHOTO-2019-06-20-15-58-57.jpg>\n"
+        "[20.06.19, 15:58:59] Ada: \u200e<attached: 00000043-AUDIO-2019-06-20-15-58-59.opus>\n"
+        "[20.06.19, 15:59:00] Ada: \u200eThis message was deleted.\n"
+    )
+    messages, report = parse_text(text)
+    assert [(m.kind, m.text) for m in messages] == [("photo", ""), ("photo", ""), ("audio", "")]
+    assert report.skipped["deleted"] == 1
+
+
+@pytest.mark.parametrize(
+    "body, kind, text",
+    [
+        ("<Media omitted>", "other", ""),
+        ("image omitted", "photo", ""),
+        ("video omitted", "video", ""),
+        ("audio omitted", "audio", ""),
+        ("sticker omitted", "sticker", ""),
+        ("GIF omitted", "gif", ""),
+        ("document omitted", "file", ""),
+        ("Report.pdf \u2022 3 pages document omitted", "file", ""),
+        ("Bild weggelassen", "photo", ""),
+        ("Video weggelassen", "video", ""),
+        ("<Medien ausgeschlossen>", "other", ""),
+        ("<attached: 00000042-PHOTO-2019-06-20-15-58-57.jpg>", "photo", ""),
+        ("<attached: 00000044-VIDEO-2019-06-20-15-59-01.mp4>", "video", ""),
+        ("<attached: 00000045-Bob.vcf>", "contact", ""),
+        ("IMG-20200101-WA0001.jpg (file attached)\nlook at this", "photo", "look at this"),
+        ("PTT-20200101-WA0002.opus (file attached)", "voice", ""),
+        ("Bob.vcf (file attached)", "contact", ""),
+        ("location: https://maps.google.com/?q=48.8584,2.2945", "location", ""),
+        ("POLL:\nWhere to eat?\nOPTION: Pizza (2 votes)\nOPTION: Sushi (1 vote)", "poll", "Where to eat?"),
+    ],
+)
+def test_media_placeholders(body, kind, text):
+    messages, _ = parse_text(f"12/28/19, 21:43 - Ada: {body}\n")
+    assert [(m.kind, m.text) for m in messages] == [(kind, text)]
+
+
+def test_deleted_messages_are_skipped_and_edit_marks_removed():
+    text = (
+        "12/28/19, 21:43 - Ada: This message was deleted\n"
+        "12/28/19, 21:43 - Bob: You deleted this message\n"
+        "12/28/19, 21:44 - Ada: see you at 8 <This message was edited>\n"
+    )
+    messages, report = parse_text(text)
+    assert [m.text for m in messages] == ["see you at 8"]
+    assert report.skipped["deleted"] == 2
+
+
+def test_text_that_merely_mentions_media_is_speech():
+    messages, _ = parse_text("12/28/19, 21:43 - Ada: the image omitted from the report (sadly) <3\n")
+    assert [(m.kind, m.text) for m in messages] == [("text", "the image omitted from the report (sadly) <3")]
+
+
+def test_sender_names_are_cleaned():
+    text = (
+        "12/28/19, 21:43 - ~\u202fCarla: tilde\n"
+        "12/28/19, 21:44 - Bob : trailing space\n"
+        "12/28/19, 21:45 - \u200eDee\u00a0Dee: marks\n"
+    )
+    messages, _ = parse_text(text)
+    assert [m.author for m in messages] == ["Carla", "Bob", "Dee Dee"]
+
+
+def test_text_loses_direction_marks_and_no_break_spaces():
+    messages, _ = parse_text("12/28/19, 21:43 - Ada: a\u00a0b\u202fc\u200fd\n")
+    assert messages[0].text == "a b cd"
+
+
+def test_phone_number_senders_never_reach_the_corpus():
+    text = (
+        f"12/28/19, 21:43 - {PHONE}: hi from an unsaved number\n"
+        f"12/28/19, 21:44 - Ada: hey @\u2068+1 555 123 4567\u2069 welcome\n"
+        f"12/28/19, 21:45 - {PHONE} joined using this group's invite link\n"
+    )
+    messages, report = parse_text(text, path=f"WhatsApp Chat with {PHONE}.txt")
+    expected = whatsapp.pseudonym(PHONE_DIGITS)
+    assert expected.startswith("Contact ") and len(expected) == len("Contact ") + 6
+    assert messages[0].author == expected and messages[0].author_id is None
+    assert messages[1].text == f"hey @{expected} welcome"
+    assert messages[0].conversation == f"whatsapp:{expected}"
+    dumped = "".join(m.to_json() for m in messages)
+    for needle in (PHONE_DIGITS, "555", "4567"):
+        assert needle not in dumped
+
+
+def test_pseudonym_is_stable_across_spellings():
+    assert whatsapp.pseudonym(PHONE) == whatsapp.pseudonym("+1 555-123-4567") == whatsapp.pseudonym(PHONE_DIGITS)
+    assert whatsapp.pseudonym("+1 555 123 4568") != whatsapp.pseudonym(PHONE)
+
+
+def test_name_holding_a_colon_is_kept_whole():
+    text = "".join(f"12/28/19, 21:4{i} - Dr: Who: message {i}\n" for i in range(3))
+    text += "12/28/19, 21:50 - Ada: Note: this colon is text\n12/28/19, 21:51 - Ada: plain\n"
+    messages, _ = parse_text(text)
+    assert [(m.author, m.text) for m in messages] == [
+        ("Dr: Who", "message 0"), ("Dr: Who", "message 1"), ("Dr: Who", "message 2"),
+        ("Ada", "Note: this colon is text"), ("Ada", "plain"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "path, name",
+    [
+        ("WhatsApp Chat with Bob.txt", "Bob"),
+        ("exports/WhatsApp Chat - Bob.zip!_chat.txt", "Bob"),
+        ("WhatsApp Chat with Family Group.txt", "Family Group"),
+        ("WhatsApp-Chat mit Oma.txt", "Oma"),
+        ("random.txt", "random"),
+    ],
+)
+def test_conversation_key_from_the_file_name(path, name):
+    messages, _ = parse_text("12/28/19, 21:43 - Ada: hi\n", path=path)
+    assert messages[0].conversation == f"whatsapp:{name}"
+
+
+def test_text_before_the_first_header_is_counted():
+    messages, report = parse_text("stray line\n\n12/28/19, 21:43 - Ada: hi\n")
+    assert [m.text for m in messages] == ["hi"]
+    assert report.skipped["text before the first message"] == 1
+
+
+def test_empty_message_is_skipped():
+    messages, report = parse_text("12/28/19, 21:43 - Ada: \n12/28/19, 21:44 - Ada: ok\n")
+    assert [m.text for m in messages] == ["ok"]
+    assert report.skipped["empty"] == 1
+
+
+def test_impossible_dates_give_no_timestamp_instead_of_failing():
+    messages, _ = parse_text("31/31/19, 21:43 - Ada: hi\n12/28/19, 25:43 - Ada: ho\n")
+    assert [m.timestamp for m in messages] == [None, None]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        json.dumps({"messages": [{"from": "a", "date": "2020-01-01T00:00:00"}]}),
+        "author,text\nAda,hi\n",
+        "just some notes\nwith no dates\n",
+        "2020-01-01 10:00 meeting notes\n",
+        '{"conversation": "whatsapp:Bob", "author": "Ada", "text": "hi"}\n',
+    ],
+)
+def test_sniff_rejects_other_formats(head):
+    assert not whatsapp.sniff(head)
+
+
+def test_sniff_accepts_a_file_starting_with_blank_lines_and_a_bom():
+    assert whatsapp.sniff("\ufeff\n\n[20.06.19, 15:58:57] Ada: hi\n")
+
+
+def test_large_file_is_cut_into_chunks_without_losing_messages(monkeypatch):
+    monkeypatch.setattr(whatsapp, "_CHUNK", 64)
+    lines = [f"12/28/19, 21:{i % 60:02d} - {'Ada' if i % 2 else 'Bob'}: message {i}\nmore {i}" for i in range(200)]
+    messages, _ = parse_text("\n".join(lines) + "\n")
+    assert [m.text for m in messages] == [f"message {i}\nmore {i}" for i in range(200)]

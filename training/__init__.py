@@ -1,0 +1,1 @@
+"""Offline side of talklike: importers, corpus, dataset, trainer, evaluation, export."""

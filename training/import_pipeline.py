@@ -1,0 +1,190 @@
+"""From the user's inputs to one clean corpus: walk, detect, parse, then aliases, filters and scrubbing.
+
+Every message that does not reach the corpus is counted under a reason in its file's report, so the
+report always adds up: nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from talklike.errors import UserError
+from training.corpus import Message
+from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile
+from training.importers.detect import detect
+from training.importers.sources import Candidate, iter_candidates
+from training.pii import scrub
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportSettings:
+    """Everything `talklike import` can be told, as data (the command line only fills this in)."""
+
+    aliases: dict[str, str] = field(default_factory=dict)  # variant name or author id -> canonical name
+    exclude_authors: set[str] = field(default_factory=set)
+    exclude_conversations: list[str] = field(default_factory=list)  # keys or glob patterns
+    since: float | None = None
+    until: float | None = None
+    scrub: bool = True
+    strict: bool = False
+    options: ImportOptions = field(default_factory=ImportOptions)
+
+
+@dataclass
+class ImportResult:
+    messages: list[Message]
+    files: list[FileReport]
+    ignored: Counter  # input path -> files inside it that hold no chat (profile data, media, ...)
+
+    @property
+    def failed(self) -> list[FileReport]:
+        return [report for report in self.files if report.error]
+
+
+def parse_alias(spec: str) -> dict[str, str]:
+    """`"Tim=Timothy Smith,Timmy"` -> {"Timothy Smith": "Tim", "Timmy": "Tim"}."""
+    canonical, sep, variants = spec.partition("=")
+    canonical = canonical.strip()
+    names = [name.strip() for name in variants.split(",") if name.strip()]
+    if not sep or not canonical or not names:
+        raise UserError(f"--alias {spec!r}: expected NAME=OTHER NAME[,OTHER NAME...]")
+    return {name: canonical for name in names}
+
+
+def run_import(
+    paths: list[str],
+    settings: ImportSettings,
+    on_file: Callable[[Candidate], None] | None = None,
+) -> ImportResult:
+    """Import every input; a failing file is recorded (or raised with `strict`) and the rest carry on."""
+    files: list[FileReport] = []
+    ignored: Counter = Counter()
+    # conversation -> messages, in first-seen order; sorted by time once all files are read
+    conversations: dict[str, list[Message]] = {}
+    seen: dict[tuple, int] = {}  # message identity -> index of the file it came from (cross-file dedupe)
+
+    for item in iter_candidates(paths):
+        if isinstance(item, tuple):
+            path, error = item
+            report = FileReport(path=path, error=error)
+            files.append(report)
+            if settings.strict:
+                raise UserError(f"{path}: {error}")
+            continue
+        if on_file is not None:
+            on_file(item)
+        report = _import_file(item, settings, conversations, seen, len(files))
+        if report is None:
+            ignored[_input_root(item.path, paths)] += 1
+            continue
+        files.append(report)
+        if report.error and settings.strict:
+            raise UserError(f"{report.path}: {report.error}")
+
+    messages: list[Message] = []
+    for group in conversations.values():
+        if all(message.timestamp is not None for message in group):
+            group.sort(key=lambda message: message.timestamp)  # stable: ties keep file order
+        messages.extend(group)
+    return ImportResult(messages, files, ignored)
+
+
+def _import_file(
+    candidate: Candidate,
+    settings: ImportSettings,
+    conversations: dict[str, list[Message]],
+    seen: dict[tuple, int],
+    file_index: int,
+) -> FileReport | None:
+    """Parse one candidate into `conversations`; None when it is not a chat file (inside a folder)."""
+    report = FileReport(path=candidate.path)
+    try:
+        head = candidate.read_head()
+    except OSError as err:
+        report.error = f"cannot read ({err.strerror or err})"
+        return report
+    importer = detect(head, settings.options.author)
+    if importer is None:
+        if not candidate.explicit:
+            return None
+        report.error = "empty file" if not head.strip() else "unrecognised format (not a chat export talklike knows)"
+        return report
+    report.format = importer.FORMAT
+    try:
+        source = SourceFile(candidate.path, candidate.read_all())
+        kept: list[Message] = []
+        for message in importer.parse(source, report, settings.options):
+            reason = _filter(message, settings)
+            if reason:
+                report.skip(reason)
+                continue
+            identity = (message.conversation, message.author, message.timestamp, message.kind, message.text)
+            if message.timestamp is not None:
+                first = seen.setdefault(identity, file_index)
+                if first != file_index:
+                    report.skip("duplicate of another input")
+                    continue
+            kept.append(message)
+    except ParseError as err:
+        report.error = str(err)
+        return report
+    except (RecursionError, MemoryError) as err:
+        report.error = f"cannot parse ({type(err).__name__})"
+        return report
+    except Exception as err:  # an importer bug must not lose the other inputs; the log keeps the traceback
+        log.debug("importer %s failed on %s", importer.FORMAT, candidate.path, exc_info=True)
+        report.error = f"internal error while parsing ({type(err).__name__}: {err}); please report it"
+        return report
+    # A file counts only once it parsed completely: a half-read file adds nothing to the corpus.
+    for message in kept:
+        report.count(message)
+        conversations.setdefault(message.conversation, []).append(message)
+    return report
+
+
+def _filter(message: Message, settings: ImportSettings) -> str | None:
+    """Apply aliases and scrubbing in place; return the reason to drop the message, if any."""
+    original = message.author
+    alias = settings.aliases.get(original) or (settings.aliases.get(message.author_id) if message.author_id else None)
+    if alias:
+        message.author = alias
+    if message.author in settings.exclude_authors or original in settings.exclude_authors:
+        return "excluded author"
+    if settings.exclude_conversations and any(
+        fnmatch.fnmatchcase(message.conversation, pattern) for pattern in settings.exclude_conversations
+    ):
+        return "excluded conversation"
+    if settings.since is not None or settings.until is not None:
+        if message.timestamp is None:
+            return "no timestamp (with --since/--until)"
+        if settings.since is not None and message.timestamp < settings.since:
+            return "before --since"
+        if settings.until is not None and message.timestamp >= settings.until:
+            return "after --until"
+    if settings.scrub and message.text:
+        message.text = scrub(message.text)
+    return None
+
+
+def _input_root(path: str, inputs: list[str]) -> str:
+    for root in inputs:
+        if path.startswith(root):
+            return root
+    return path.split("!")[0]
+
+
+def progress_printer(total_hint: int | None = None):
+    """A tqdm bar over files on a terminal; nothing when output is piped (scripts stay quiet)."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_hint, unit=" files", desc="importing", leave=False, file=sys.stderr)
+    return (lambda candidate: bar.update(1)), bar.close

@@ -1,0 +1,1 @@
+"""Importers: one module per export format, each turning one file into corpus messages."""

@@ -1,0 +1,404 @@
+"""WhatsApp "Export chat" text (`WhatsApp Chat with Bob.txt`, or `_chat.txt` inside the export's zip).
+
+Every message starts with a header line (date, time, then `Name: text`); lines without a header continue
+the message above. Headers vary by platform and locale, so one pattern covers them all:
+
+    12/28/19, 21:43 - Bob: hi                 Android, 24 h
+    2/4/23, 10:35 PM - Bob: hi                Android, 12 h (newer versions put U+202F before PM)
+    [20.06.19, 15:58:57] Bob: hi              iOS (lines may start with U+200E)
+    13.6.2018 klo 21.25.15 - Bob: hi          Finnish
+    13. 6. 2018. 21:25:15 Bob: hi             Croatian / Serbian
+    [3/6/18 1:55:00 p. m.] Bob: hi            Spanish
+    03-06-2018, 01.55 PM - Bob: hi            Indian English
+    [2018/06/13, 21:25:15] Bob: hi            year first
+
+Times are local wall-clock times without a zone; they are read as if they were UTC. Whether `3/6/18`
+is March or June is decided per file and per header style from the values themselves (a first field
+above 12 means day first, a second field above 12 means month first), else by the style's custom.
+
+Privacy: senders known only by phone number become "Contact <hash>" (the number itself never reaches
+the corpus, not even inside a conversation key or an @mention); system lines are dropped.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from datetime import date
+
+from training.corpus import Message
+from training.importers.base import FileReport, ImportOptions, SourceFile
+
+FORMAT = "whatsapp"
+PLATFORM = "whatsapp"
+
+_MARKS = "\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff"
+_HEADER_BODY = (
+    "[" + _MARKS + "]*"
+    r"(\[)?"  # 1: iOS bracket
+    r"(\d{1,4}[./-] ?\d{1,2}[./-] ?\d{1,4})(\.)?"  # 2: date, 3: trailing dot ("13. 6. 2018.")
+    r",? (?:[^\W\d_]{1,5} )?"  # optional comma, optional word ("klo")
+    r"(\d{1,2}[.:]\d\d(?:[.:]\d\d)?)"  # 4: time
+    "(?:[ \u00a0\u202f]?([AaPp])\\.?[ \u00a0\u202f]?[Mm]\\.?)?"  # 5: a/p of AM, PM, p.m., p. m.
+    # The separator depends on the style: "] " after a bracket, else " - ", ": ", or a bare space
+    # only after a dotted date (a bare space alone would turn continuation lines into headers).
+    r"(?(1)\] |(?: - |: |(?(3) |(?!))))"
+)
+# Matched against the whole text with a "\n" put in front: a literal first character lets the regex
+# engine jump from line start to line start instead of trying every position.
+# 6: the sender, up to the first ": " of the line (absent on system lines).
+_HEADER = re.compile("\n" + _HEADER_BODY + r"(?:([^\n]{1,100}?):(?: |(?=\n)))?")
+_LINE_HEADER = re.compile(_HEADER_BODY)
+_DIGITS = re.compile(r"\d+")
+
+# Names and headers lose invisible direction marks; no-break spaces become spaces.
+_NAME_CLEAN = str.maketrans({**{chr(c): None for c in (0x200E, 0x200F, 0x2066, 0x2067, 0x2068, 0x2069, 0xFEFF)},
+                             **{chr(c): None for c in range(0x202A, 0x202F)},
+                             "\u00a0": " ", "\u202f": " ", "\u2007": " "})
+_PHONE_NAME = re.compile(r"\+?[\d\s\-\u2010\u2011().]{6,}")
+_MENTION = re.compile("@[\u2068\u202a]?(\\+?\\d[\\d \u00a0\u202f\\-\u2011]{5,}\\d)[\u2069\u202c]?")
+
+_MEDIA = {
+    "<media omitted>": "other", "<medien ausgeschlossen>": "other", "<multimedia omitido>": "other",
+    "<médias omis>": "other", "<mídia oculta>": "other", "<arquivo de mídia oculto>": "other",
+    "<media omessi>": "other", "<media weggelaten>": "other",
+    "image omitted": "photo", "video omitted": "video", "audio omitted": "audio", "sticker omitted": "sticker",
+    "gif omitted": "gif", "document omitted": "file", "contact card omitted": "contact",
+    "bild weggelassen": "photo", "video weggelassen": "video", "audio weggelassen": "audio",
+    "sticker weggelassen": "sticker", "gif weggelassen": "gif", "dokument weggelassen": "file",
+    "kontaktkarte weggelassen": "contact",
+    "imagen omitida": "photo", "video omitido": "video", "audio omitido": "audio", "sticker omitido": "sticker",
+    "gif omitido": "gif", "documento omitido": "file",
+    "image absente": "photo", "vidéo absente": "video", "audio omis": "audio", "autocollant omis": "sticker",
+    "document omis": "file",
+    "imagem ocultada": "photo", "vídeo omitido": "video", "áudio ocultado": "audio", "figurinha omitida": "sticker",
+    "immagine omessa": "photo", "video omesso": "video", "audio omesso": "audio", "sticker omesso": "sticker",
+    "documento omesso": "file",
+    "afbeelding weggelaten": "photo", "video weggelaten": "video", "audio weggelaten": "audio",
+    "sticker weggelaten": "sticker",
+    "live location shared": "location",
+    "missed voice call": "call", "missed video call": "call", "voice call": "call", "video call": "call",
+}
+# iOS documents read "Report.pdf • 3 pages document omitted".
+_MEDIA_SUFFIXES = {"document omitted": "file", "dokument weggelassen": "file", "documento omitido": "file",
+                   "document omis": "file", "documento omesso": "file"}
+_SUFFIXES = tuple({suffix for key in _MEDIA_SUFFIXES for suffix in (key, key.capitalize())})
+_DELETED = frozenset({
+    "this message was deleted", "you deleted this message", "diese nachricht wurde gelöscht",
+    "du hast diese nachricht gelöscht", "se eliminó este mensaje", "eliminaste este mensaje",
+    "ce message a été supprimé", "vous avez supprimé ce message", "essa mensagem foi apagada",
+    "mensagem apagada", "você apagou esta mensagem", "questo messaggio è stato eliminato",
+    "hai eliminato questo messaggio", "dit bericht is verwijderd", "je hebt dit bericht verwijderd",
+})
+
+
+def _spellings(phrase: str) -> tuple[str, ...]:
+    """The ways a placeholder is written verbatim: as listed, and with its first letter capitalized."""
+    at = next((index for index, char in enumerate(phrase) if char.isalpha()), 0)
+    return phrase, phrase[:at] + phrase[at].upper() + phrase[at + 1 :]
+
+
+# Placeholders and deletion notices as exports write them, for one dictionary lookup per message.
+_EXACT: dict[str, tuple[str | None, str]] = {}
+for _phrase, _kind in _MEDIA.items():
+    _EXACT.update(dict.fromkeys(_spellings(_phrase), (_kind, "")))
+for _phrase in _DELETED:
+    _EXACT.update(dict.fromkeys((*_spellings(_phrase), *_spellings(_phrase + ".")), (None, "deleted")))
+_EDITED = re.compile(
+    r"\s*<(?:this message was edited|diese nachricht wurde bearbeitet|se editó este mensaje\.?"
+    r"|ce message a été modifié|mensagem editada|questo messaggio è stato modificato|dit bericht is bewerkt)>$",
+    re.IGNORECASE,
+)
+# iOS: "<attached: 00000042-PHOTO-2019-06-20-15-58-57.jpg>" (localized word before the colon).
+_ATTACHED = re.compile(r"<[^<>:\n]{2,24}: ?([^<>\n]+)>")
+# Android with media: "IMG-20200101-WA0001.jpg (file attached)"; the caption follows on the next lines.
+_FILE_ATTACHED = re.compile(r"(\S[^\n]*\.(\w{2,5})) \([^()\n]{3,40}\)")
+_ANDROID_PREFIX = {"IMG": "photo", "VID": "video", "PTT": "voice", "AUD": "audio", "STK": "sticker", "DOC": "file"}
+_IOS_TOKEN = re.compile(r"-(PHOTO|VIDEO|AUDIO|STICKER|GIF|CONTACT|CONTACT-CARD)-")
+_IOS_KIND = {"PHOTO": "photo", "VIDEO": "video", "AUDIO": "audio", "STICKER": "sticker", "GIF": "gif",
+             "CONTACT": "contact", "CONTACT-CARD": "contact"}
+_LOCATION = re.compile(r"(?:location|standort|ubicación|localisation|localização|posizione|locatie|sijainti): "
+                       r"https?://\S+", re.IGNORECASE)
+_FILE_PREFIXES = re.compile(
+    r"^(?:WhatsApp[ -]Chat(?: with| mit| met| con| avec| com)?|WhatsApp Chat -|Chat de WhatsApp con"
+    r"|Conversa do WhatsApp com|Discussion WhatsApp avec|Chat WhatsApp con|WhatsApp-chat met)[ -]*",
+    re.IGNORECASE,
+)
+
+
+def sniff(head: str) -> bool:
+    """True when one of the first non-empty lines is a WhatsApp message header."""
+    seen = 0
+    for line in head.lstrip("\ufeff").split("\n", 12)[:12]:
+        if not line.strip():
+            continue
+        if _LINE_HEADER.match(line):
+            return True
+        seen += 1
+        if seen >= 3:
+            break
+    return False
+
+
+def pseudonym(phone: str) -> str:
+    """A stable stand-in for a phone number: "Contact " and 6 hex digits of the SHA-256 of its digits."""
+    digits = "".join(char for char in phone if char.isdigit())
+    return "Contact " + hashlib.sha256(digits.encode()).hexdigest()[:6]
+
+
+def clean_name(raw: str) -> str:
+    """A sender or chat name without direction marks, no-break spaces, "~ " prefix or phone number."""
+    name = raw.translate(_NAME_CLEAN).strip()
+    if name.startswith("~"):
+        name = name[1:].strip()
+    if _PHONE_NAME.fullmatch(name) and sum(char.isdigit() for char in name) >= 6:
+        return pseudonym(name)
+    return name
+
+
+def chat_name(path: str) -> str:
+    """The conversation's name from the file name: "WhatsApp Chat with Bob.txt" or "...Bob.zip!_chat.txt"."""
+    parts = [part for part in path.replace("\\", "/").split("!") if part]
+    stem = os.path.splitext(os.path.basename(parts[-1]))[0] if parts else ""
+    if stem.lower() in ("_chat", "chat", "") and len(parts) > 1:
+        stem = os.path.splitext(os.path.basename(parts[-2]))[0]
+    name = clean_name(_FILE_PREFIXES.sub("", stem.translate(_NAME_CLEAN)).strip())
+    return name or stem or "chat"
+
+
+def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Iterator[Message]:
+    """Yield the chat's messages in file order; system lines, deletions and stray text are counted."""
+    text = source.text()
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    conversation = f"{PLATFORM}:{chat_name(source.path)}"
+    messages: list[Message] = []
+    dates: list[str] = []  # per message: its date ("[" first for iOS), resolved once every date is known
+    seconds: list[int | None] = []  # per message: seconds into the day
+    stats: dict[str, object] = {}  # sender -> ("X", count) while all its bodies start with "X: ", else _MIXED
+    times: dict[str, int | None] = {}
+    names: dict[str, str] = {}
+    first = True
+    for chunk in _chunks("\n" + text):
+        # split() runs the header regex in C: [before, 7 groups, body, 7 groups, body, ...]
+        parts = _HEADER.split(chunk)
+        if first:
+            _count_preamble(parts[0], report)
+            first = False
+        fields = iter(parts)
+        next(fields)
+        for bracket, date_text, _dot, time_text, half, raw_name, body in zip(*[fields] * 7, strict=False):
+            if raw_name is None:
+                report.skip("system")
+                continue
+            state = stats.get(raw_name)
+            if state is not _MIXED:
+                _track(stats, raw_name, state, body)
+            kind, body = _classify(body)
+            if kind is None:
+                report.skip(body)  # the reason
+                continue
+            if not body and kind == "text":
+                report.skip("empty")
+                continue
+            author = names.get(raw_name)
+            if author is None:
+                author = names[raw_name] = clean_name(raw_name) or "Unknown"
+            key = time_text if half is None else time_text + half
+            second = times.get(key, -1)
+            if second == -1:
+                second = times[key] = _seconds(time_text, half)
+            messages.append(Message(conversation, PLATFORM, author, None, None, body, kind))
+            dates.append(date_text if bracket is None else "[" + date_text)
+            seconds.append(second)
+
+    days = _resolve_days(set(dates), options.day_first)
+    colon_names = {names[raw]: f"{names[raw]}: {state[0]}" for raw, state in stats.items()
+                   if state is not _MIXED and state[1] >= 3 and raw in names}
+    for message, key, second in zip(messages, dates, seconds, strict=True):
+        day = days[key]
+        if day is not None and second is not None:
+            message.timestamp = float(day + second)
+        if colon_names and message.author in colon_names and not _rename(message, colon_names[message.author], report):
+            continue
+        yield message
+
+
+# Chunks of this many characters keep split()'s list of parts small on big exports.
+_CHUNK = 1 << 22
+_MIXED = object()
+
+
+def _chunks(text: str) -> Iterator[str]:
+    """`text` cut into pieces that each start at a header (except the first, which starts the file)."""
+    start = 0
+    while len(text) - start > _CHUNK:
+        match = _HEADER.search(text, start + _CHUNK)
+        if match is None:
+            break
+        yield text[start : match.start()]
+        start = match.start()
+    yield text[start:]
+
+
+def _track(stats: dict, name: str, state: object, body: str) -> None:
+    """Note whether every body of `name` starts with the same short "X: " (then the name is "name: X").
+
+    A name holding ": " is ambiguous: the header split takes the shortest. The longer name is preferred
+    only when it explains every message of the sender (at least three, all with the same "X: ")."""
+    end = body.find("\n")
+    line = body if end == -1 else body[:end]
+    inner = line.find(": ")
+    segment = line[:inner] if 0 < inner <= 40 else None
+    if segment is None or (state is not None and state[0] != segment):
+        stats[name] = _MIXED
+    else:
+        stats[name] = (segment, 1 if state is None else state[1] + 1)
+
+
+def _rename(message: Message, author: str, report: FileReport) -> bool:
+    """Move the rest of a ":"-holding name from the text to the author; False if nothing is left to keep."""
+    prefix_length = len(author) - len(message.author)  # ": X"
+    kind, text = _classify(message.text[prefix_length:].lstrip())
+    message.author = author
+    if kind is None or (kind == "text" and not text):
+        report.skip(text if kind is None else "empty")
+        return False
+    message.kind, message.text = kind, text
+    return True
+
+
+def _count_preamble(text: str, report: FileReport) -> None:
+    lines = sum(1 for line in text.split("\n") if line.strip())
+    if lines:
+        report.skip("text before the first message", lines)
+
+
+def _seconds(time_text: str, half: str | None) -> int | None:
+    """Seconds into the day for "21:43", "21.25.15", "1:55" + "p"; None when out of range."""
+    parts = [int(part) for part in _DIGITS.findall(time_text)]
+    hour, minute = parts[0], parts[1]
+    second = parts[2] if len(parts) > 2 else 0
+    if half is not None:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half in "pP" else 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    return hour * 3600 + minute * 60 + second
+
+
+def _resolve_days(keys: set, day_first: bool | None) -> dict[str, int | None]:
+    """Seconds since the epoch at midnight of each date ("[" first for iOS headers), the order of day and
+    month decided per header style (bracket, separator)."""
+    parsed = {}
+    evidence: dict[tuple, set] = {}  # style -> {"day", "month"}
+    for key in keys:
+        bracket, date_text = key.startswith("["), key.lstrip("[")
+        numbers = [int(part) for part in _DIGITS.findall(date_text)]
+        separator = date_text[len(date_text) - len(date_text.lstrip("0123456789"))]
+        style = (bracket, separator)
+        year_first = len(_DIGITS.match(date_text).group()) >= 3
+        parsed[key] = (style, year_first, numbers)
+        if not year_first:
+            seen = evidence.setdefault(style, set())
+            if numbers[0] > 12:
+                seen.add("day")
+            if numbers[1] > 12:
+                seen.add("month")
+    orders = {}
+    for style, seen in evidence.items():
+        if day_first is not None:
+            orders[style] = day_first
+        elif "day" in seen:
+            orders[style] = True
+        elif "month" in seen:
+            orders[style] = False
+        else:
+            orders[style] = style[1] != "/"  # dotted and dashed dates are day first; slashed US month first
+    epoch = date(1970, 1, 1).toordinal()
+    days: dict[str, int | None] = {}
+    for key, (style, year_first, numbers) in parsed.items():
+        if year_first:
+            year, month, day = numbers
+        elif orders[style]:
+            day, month, year = numbers
+        else:
+            month, day, year = numbers
+        if month > 12 and day <= 12:  # this one date contradicts its file's order
+            day, month = month, day
+        if year < 100:
+            year += 2000
+        if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and 1 <= year <= 9999):
+            days[key] = None
+            continue
+        days[key] = (date(year, month, day).toordinal() - epoch) * 86400
+    return days
+
+
+def _classify(body: str) -> tuple[str | None, str]:
+    """(kind, text) for a message body, or (None, reason) when it is not kept."""
+    if not body.isascii():
+        if body.startswith("\u200e"):
+            return _marked(body)
+        if "@" in body:
+            body = _MENTION.sub(_mention, body)  # before cleaning: isolates mark where a mention ends
+        if _TEXT_MARKS.search(body):
+            body = body.translate(_TEXT_CLEAN)
+    elif "@" in body:
+        body = _MENTION.sub(_mention, body)
+    body = body.strip()
+    # Cheap tests first: most bodies are plain speech and skip everything below.
+    exact = _EXACT.get(body)
+    if exact is not None:
+        return exact
+    if not ("<" in body or ")" in body or "://" in body or body.startswith("POLL:") or body.endswith(_SUFFIXES)):
+        return "text", body
+    if body.endswith(">"):
+        body = _EDITED.sub("", body)
+    key = body.lower()
+    if key in _MEDIA:
+        return _MEDIA[key], ""
+    if key.rstrip(".") in _DELETED:
+        return None, "deleted"
+    first, _, caption = body.partition("\n")
+    first = first.strip()
+    attached = _ATTACHED.fullmatch(first)
+    if attached:
+        token = _IOS_TOKEN.search(attached.group(1))
+        kind = _IOS_KIND[token.group(1)] if token else ("contact" if attached.group(1).lower().endswith(".vcf") else "file")
+        return kind, "" if kind == "contact" else caption.strip()
+    attached = _FILE_ATTACHED.fullmatch(first)
+    if attached:
+        name, extension = attached.group(1), attached.group(2).lower()
+        kind = "contact" if extension == "vcf" else _ANDROID_PREFIX.get(name[:3].upper(), "file")
+        return kind, "" if kind == "contact" else caption.strip()
+    if _LOCATION.fullmatch(key):
+        return "location", ""
+    if first == "POLL:":
+        return "poll", caption.strip().split("\n", 1)[0].strip()
+    for suffix, kind in _MEDIA_SUFFIXES.items():
+        if key.endswith(suffix):
+            return kind, ""
+    return "text", body
+
+
+def _marked(body: str) -> tuple[str | None, str]:
+    """An iOS body that begins with U+200E: media, a deletion, or a system line; never speech."""
+    cleaned = body.translate(_TEXT_CLEAN)
+    kind, text = _classify(cleaned)
+    if kind is None or kind != "text":
+        return kind, text
+    return None, "system"
+
+
+def _mention(match: re.Match) -> str:
+    return "@" + pseudonym(match.group(1))
+
+
+# Message text: drop direction marks, no-break spaces become ordinary spaces.
+_TEXT_CLEAN = _NAME_CLEAN
+_TEXT_MARKS = re.compile("[" + _MARKS + "\u00a0\u202f\u2007]")
