@@ -318,6 +318,12 @@ def test_unsent_taken_down_geoblocked_and_senderless_messages_are_counted_not_ke
         ("Bob Stone", "The video chat ended.", "Generic", "call event"),
         ("Ada Lovelace", "Bob Stone missed your call.", "Generic", "call event"),
         ("Bob Stone", "Bob Stone unsent a message.", "Generic", "unsent"),
+        (
+            "Bob Stone",
+            "Messages and calls are secured with end-to-end encryption. Only people in this chat can read them.",
+            "Generic",
+            "system event",
+        ),
         ("Bob Stone", "", "Call", "call event"),
     ],
 )
@@ -689,3 +695,27 @@ def test_other_facebook_html_pages_are_not_messenger():
 )
 def test_parse_date_reads_the_localized_formats(text, expected):
     assert messenger_html.parse_date(text) == (expected.timestamp() if expected else None)
+
+
+def test_per_thread_page_with_a_single_short_message():
+    # The page wrapper, whose last child is the one short block, must not pass for a message block.
+    page = thread_page(LAYOUT_2024, [("Bob Stone", "hi", "Jan 5, 2019, 10:05 PM")])
+    messages, _ = parse(messenger_html, page, "inbox/bob_1/message_1.html")
+    assert [(m.author, m.text) for m in messages] == [("Bob Stone", "hi")]
+
+
+def test_per_thread_page_quoting_the_error_text_is_still_a_thread():
+    rows = [("Bob Stone", "it said There was an error loading the data", "Jan 5, 2019, 10:05 PM")]
+    messages, _ = parse(messenger_html, thread_page(LAYOUT_2019, rows), "inbox/bob_1/message_1.html")
+    assert [m.text for m in messages] == ["it said There was an error loading the data"]
+
+
+def test_per_thread_block_without_a_date_is_counted_not_guessed():
+    rows = [
+        ("Bob Stone", "later", "Jan 5, 2019, 10:07 PM"),
+        ("Bob Stone", "no date here", "sometime"),
+        ("Ada Lovelace", "first", "Jan 5, 2019, 10:05 PM"),
+    ]
+    messages, report = parse(messenger_html, thread_page(LAYOUT_2019, rows), "inbox/bob_1/message_1.html")
+    assert [m.text for m in messages] == ["first", "later"]
+    assert report.skipped == {"unreadable message block": 1}

@@ -6,7 +6,10 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from training.corpus import KINDS
 from training.importers import whatsapp
 from training.importers.base import FileReport, ImportOptions, SourceFile
 
@@ -221,6 +224,8 @@ def test_name_holding_a_colon_is_kept_whole():
         ("exports/WhatsApp Chat - Bob.zip!_chat.txt", "Bob"),
         ("WhatsApp Chat with Family Group.txt", "Family Group"),
         ("WhatsApp-Chat mit Oma.txt", "Oma"),
+        ("unpacked/WhatsApp Chat - Bob/_chat.txt", "Bob"),
+        ("outer.zip!WhatsApp Chat - Bob.zip!_chat.txt", "Bob"),
         ("random.txt", "random"),
     ],
 )
@@ -269,3 +274,70 @@ def test_large_file_is_cut_into_chunks_without_losing_messages(monkeypatch):
     lines = [f"12/28/19, 21:{i % 60:02d} - {'Ada' if i % 2 else 'Bob'}: message {i}\nmore {i}" for i in range(200)]
     messages, _ = parse_text("\n".join(lines) + "\n")
     assert [m.text for m in messages] == [f"message {i}\nmore {i}" for i in range(200)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "I read book.pdf (great read)",
+        "<note: not an attachment>",
+        "meet at 8 (or 9)",
+    ],
+)
+def test_speech_that_looks_like_an_attachment_stays_speech(body):
+    messages, _ = parse_text(f"12/28/19, 21:43 - Ada: {body}\n")
+    assert [(m.kind, m.text) for m in messages] == [("text", body)]
+
+
+def test_mentions_of_numbers_are_pseudonymized_and_of_names_kept():
+    text = "12/28/19, 21:43 - Ada: @15551234567 12 apples for @\u2068Bob Smith\u2069\n"
+    messages, _ = parse_text(text)
+    assert messages[0].text == f"@{whatsapp.pseudonym(PHONE_DIGITS)} 12 apples for @Bob Smith"
+
+
+def test_a_phone_number_inside_a_saved_name_is_replaced():
+    messages, _ = parse_text("12/28/19, 21:43 - Plumber +1 555 123 4567: fixed it\n12/28/19, 21:44 - Flat 12B: hi\n")
+    assert [m.author for m in messages] == [f"Plumber {whatsapp.pseudonym(PHONE_DIGITS)}", "Flat 12B"]
+
+
+def test_zipped_export_end_to_end(tmp_path):
+    import zipfile
+
+    from training.import_pipeline import ImportSettings, run_import
+
+    archive = tmp_path / "WhatsApp Chat - Bob.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("_chat.txt", "\ufeff[20.06.19, 15:58:57] Bob: hi\r\n[20.06.19, 15:59:01] Ada: \u200eimage omitted\r\n")
+        out.writestr("00000042-PHOTO-2019-06-20-15-58-57.jpg", b"\xff\xd8\xff")
+    result = run_import([str(archive)], ImportSettings())
+    assert [report.format for report in result.files] == ["whatsapp"]
+    assert [(m.conversation, m.author, m.kind, m.text) for m in result.messages] == [
+        ("whatsapp:Bob", "Bob", "text", "hi"), ("whatsapp:Bob", "Ada", "photo", ""),
+    ]
+
+
+_FRAGMENTS = [
+    "12/28/19, 21:43 - ", "[20.06.19, 15:58:57] ", "13. 6. 2018. 21:25:15 ", "2/4/23, 10:35\u202fPM - ",
+    "99/99/99, 99:99 - ", "Ada: ", f"{PHONE}: ", "~\u202fEve: ", "Dr: Who: ", "\u200e", "\u2068", "<Media omitted>",
+    "<attached: 00000042-PHOTO-2019-06-20-15-58-57.jpg>", "image omitted", "POLL:", "@15551234567",
+    "<This message was edited>", "This message was deleted", "\n", "\r\n", " ", "text", "😂", ":", "(", ")",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=40), st.sampled_from([None, True, False]))
+def test_any_mix_of_fragments_parses_cleanly(pieces, day_first):
+    messages, _ = parse_text("".join(pieces), day_first=day_first)
+    for message in messages:
+        assert message.author and message.author_id is None
+        assert message.kind in KINDS
+        assert message.timestamp is None or isinstance(message.timestamp, float)
+        assert PHONE_DIGITS not in message.to_json()
+
+
+def test_a_colon_name_ending_in_a_phone_number_is_still_pseudonymized():
+    text = "".join(f"12/28/19, 21:4{i} - Work: {PHONE}: note {i}\n" for i in range(3))
+    messages, _ = parse_text(text)
+    assert [m.text for m in messages] == ["note 0", "note 1", "note 2"]
+    assert {m.author for m in messages} == {f"Work: {whatsapp.pseudonym(PHONE_DIGITS)}"}
+    assert PHONE_DIGITS not in "".join(m.to_json() for m in messages)

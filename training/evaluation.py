@@ -21,12 +21,13 @@ import logging
 import math
 import os
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
+from model.stream import DEFAULT_SESSION_GAP, encode_message, message_text, starts_session
 from talklike.errors import UserError
 from training.corpus import Message, read_corpus
 from training.style_classifier import StyleClassifier
@@ -34,7 +35,6 @@ from training.style_classifier import StyleClassifier
 log = logging.getLogger(__name__)
 
 LOG2 = math.log(2.0)
-DEFAULT_SESSION_GAP = 6 * 3600.0
 
 
 @dataclass
@@ -107,17 +107,13 @@ def _from_checkpoint(path: str, device: str) -> LoadedModel:
 
 
 def in_stream(message: Message) -> bool:
-    """The stream's rule: text messages, or media with a caption; empty messages take no steps."""
-    return message.text != ""
+    """Whether the stream reads this message (text, or media with a caption); the model's own rule."""
+    return message_text(message.kind, message.text) is not None
 
 
 def session_starts(previous: Message | None, message: Message, gap: float) -> bool:
-    """A session marker precedes a conversation's first message and one after a gap longer than `gap`."""
-    if previous is None:
-        return True
-    if previous.timestamp is None or message.timestamp is None:
-        return False
-    return message.timestamp - previous.timestamp > gap
+    """Whether a ⟨session⟩ step precedes `message` (after `previous` in its conversation, or first)."""
+    return starts_session(previous is None, previous.timestamp if previous else None, message.timestamp, gap)
 
 
 @dataclass
@@ -222,8 +218,7 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
     if not messages:
         raise UserError(f"{corpus_path}: the corpus is empty")
 
-    from model.stream import encode_message
-    from training.dataset import split_messages
+    from training.dataset import conversations, split_messages, spoken
 
     val_fraction = settings.val_fraction
     if val_fraction is None:
@@ -244,12 +239,8 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
 
     train, held = split_messages(messages, val_fraction)
     held_ids = {id(m) for m in held}
-    # Conversations in corpus order, only messages the stream reads; held-out ones located by identity.
-    convs: dict[str, list[Message]] = defaultdict(list)
-    for m in messages:
-        if in_stream(m):
-            convs[m.conversation].append(m)
-    conv_list = list(convs.values())
+    # Conversations as the stream reads them (spoken messages only); held-out ones located by identity.
+    conv_list = conversations(spoken(messages))
     items: list[Item] = []
     for ci, conv in enumerate(conv_list):
         for pos, m in enumerate(conv):

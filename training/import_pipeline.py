@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from talklike.errors import UserError
 from training.corpus import Message
-from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile
+from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile, paused_gc
 from training.importers.detect import detect
 from training.importers.sources import Candidate, iter_candidates
 from training.pii import scrub
@@ -64,6 +64,11 @@ def run_import(
     on_file: Callable[[Candidate], None] | None = None,
 ) -> ImportResult:
     """Import every input; a failing file is recorded (or raised with `strict`) and the rest carry on."""
+    with paused_gc():
+        return _run_import(paths, settings, on_file)
+
+
+def _run_import(paths: list[str], settings: ImportSettings, on_file: Callable[[Candidate], None] | None) -> ImportResult:
     files: list[FileReport] = []
     ignored: Counter = Counter()
     # conversation -> messages, in first-seen order; sorted by time once all files are read

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 
 from training.corpus import Message
-from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile
+from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile, paused_gc
 
 FORMAT = "facebooklearner"
 PLATFORM = "facebooklearner"
@@ -36,6 +36,13 @@ def author_id(email: str) -> str:
 
 def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Iterator[Message]:
     """Yield the conversation's messages in file order (timestamps are None: the format has none)."""
+    with paused_gc():
+        messages = list(_messages(source, report))
+    yield from messages
+
+
+
+def _messages(source: SourceFile, report: FileReport) -> Iterator[Message]:
     root = source.json()
     if not isinstance(root, dict):
         raise ParseError("expected a JSON object with 'authors' and 'messages'")
@@ -57,6 +64,7 @@ def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Ite
     digest = hashlib.sha256("\n".join(sorted(names)).encode("utf-8", "surrogatepass")).hexdigest()[:8]
     conversation = f"{PLATFORM}:{digest}"
 
+    senders: dict[str, tuple[str, str]] = {}  # email -> (name, pseudonymous id), hashed once per author
     for item in messages:
         if not isinstance(item, dict) or not isinstance(item.get("message"), str):
             report.skip("malformed message")
@@ -66,8 +74,11 @@ def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Ite
             report.skip("empty")
             continue
         email = item.get("email")
-        if isinstance(email, str):
-            # A sender missing from the author list is kept, as "Unknown", under its own pseudonym.
-            yield Message(conversation, PLATFORM, names.get(email, UNKNOWN), author_id(email), None, text)
-        else:
+        if not isinstance(email, str):
             yield Message(conversation, PLATFORM, UNKNOWN, None, None, text)
+            continue
+        sender = senders.get(email)
+        if sender is None:
+            # A sender missing from the author list is kept, as "Unknown", under its own pseudonym.
+            sender = senders[email] = (names.get(email, UNKNOWN), author_id(email))
+        yield Message(conversation, PLATFORM, sender[0], sender[1], None, text)

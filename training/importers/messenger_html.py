@@ -59,8 +59,8 @@ _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u202f]+")
 def sniff(head: str) -> bool:
     """An HTML page that is a Messenger export: a legacy thread page, its index, Facebook's error page
     in its place, or a per-thread page (which names its participants or links its thread folder)."""
-    if not _HTML.search(head[:4096]):
-        return False
+    if head.lstrip("\ufeff \t\r\n").startswith(("{", "[")) or not _HTML.search(head[:4096]):
+        return False  # JSON that merely quotes some HTML is not a page
     return bool(
         _LEGACY.search(head) or _INDEX_LINK.search(head) or ERROR_PAGE in head or _THREAD_MARKER.search(head)
     )
@@ -69,17 +69,20 @@ def sniff(head: str) -> bool:
 def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Iterator[Message]:
     """Yield the page's messages, each thread oldest first."""
     soup = BeautifulSoup(source.text(), "html.parser")
-    if ERROR_PAGE.lower() in soup.get_text(" ").lower():
-        raise ParseError(f"Facebook's error page ({ERROR_PAGE!r}), not messages: download the export again")
     threads = soup.find_all("div", class_="thread")
     if threads:
         for thread in threads:
             yield from oldest_first(list(_legacy_thread(thread, report)))
         return
-    if soup.find("a", href=_INDEX_LINK_HREF):
-        raise ParseError("index page only: import the linked messages/*.html files too")
     blocks = _message_blocks(soup, report)
     if not blocks:
+        # Only now: a real thread may well quote the error text in a message.
+        if ERROR_PAGE.lower() in soup.get_text(" ").lower():
+            raise ParseError(
+                f"Facebook's error page ({ERROR_PAGE!r}), not messages: download the export again"
+            )
+        if soup.find("a", href=_INDEX_LINK_HREF):
+            raise ParseError("index page only: import the linked messages/*.html files too")
         raise ParseError("no Messenger messages found in this HTML page")
     conversation = f"{PLATFORM}:html/{_thread_name(soup, source.path)}"
     messages = []
@@ -142,13 +145,24 @@ def _message_blocks(soup: BeautifulSoup, report: FileReport) -> list[Tag]:
 
 def _is_block(tag: Tag) -> bool:
     children = _children(tag)
-    if len(children) < 2:
+    if len(children) < 2 or not _is_small(children[-1]):  # a date element, not a whole message
         return False
     date = children[-1].get_text(" ", strip=True)
     if len(date) > 80 or not _YEAR.search(date) or not _CLOCK.search(date):
         return False
     sender = children[0].get_text(" ", strip=True)
     return 0 < len(sender) <= 200
+
+
+def _is_small(tag: Tag, most: int = 3) -> bool:
+    """True when `tag` holds at most `most` elements (a date wrapped in a link and a div, say)."""
+    count = 0
+    for node in tag.descendants:
+        if isinstance(node, Tag):
+            count += 1
+            if count > most:
+                return False
+    return True
 
 
 def _shape(tag: Tag) -> tuple:

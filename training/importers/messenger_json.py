@@ -66,6 +66,11 @@ _SYSTEM_LINES = tuple(
         (_ACTOR + r" reacted .+ to your message", "system event"),
         (_ACTOR + r" unsent a message", "unsent"),
         (r"You are now connected on Messenger", "system event"),
+        (
+            r"Messages (?:and calls )?(?:are|you send to this chat and calls are) (?:now )?secured with end-to-end "
+            r"encryption\b.*",
+            "system event",
+        ),
         (r"You can now (?:message|call) " + _NAME, "system event"),
         (r"Say hi to your new Facebook friend,? " + _NAME, "system event"),
         (_ACTOR + r" waved at you", "system event"),
@@ -83,7 +88,7 @@ _SYSTEM_LINES = tuple(
 # (much faster than one alternation regex on a large export).
 _SYSTEM_HINTS = (
     "group", "nickname", "theme", "colo", "emoji", "reaction", "admin", "pinned", "reacted", "unsent",
-    "messenger", "you can now", "say hi", "waved", "call", "video", "chat",
+    "messenger", "encryption", "you can now", "say hi", "waved", "call", "video", "chat",
 )  # fmt: skip
 
 # "Bob sent a photo." stands in for the attachment itself: the kind is kept, the sentence is not speech.

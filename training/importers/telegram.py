@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from training.corpus import Message
-from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile
+from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile, paused_gc
 
 FORMAT = "telegram"
 PLATFORM = "telegram"
@@ -40,8 +40,8 @@ _MEDIA_TYPES = {
     "animation": "gif",
     "audio_file": "audio",
 }
-# What Telegram writes where a file was not exported; a path, never words anyone said.
 _MAX_EPOCH = 1e12  # larger (or NaN/infinite) values are not times
+# What Telegram writes where a file was not exported: never words anyone said.
 _PLACEHOLDER = re.compile(r"\(File (?:not included|exceeds maximum size|unavailable)[^()]*\)")
 
 
@@ -54,14 +54,16 @@ def sniff(head: str) -> bool:
         return True
     if _ACCOUNT_ROOT.match(head) and _ACCOUNT_KEY.search(head):
         return True
-    return '"messages"' in head and bool(_CHAT_TYPE.search(head) or _MESSAGE_KEY.search(head))
+    return bool(_CHAT_TYPE.search(head)) or ('"messages"' in head and bool(_MESSAGE_KEY.search(head)))
 
 
 def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Iterator[Message]:
     """Yield the messages of every chat in the export, each chat in its own order."""
-    chats = _chats(source.json())  # the root (with the account's personal data) is not kept
-    for chat in chats:
-        yield from _chat_messages(chat, report)
+    with paused_gc():
+        chats = _chats(source.json())  # the root (with the account's personal data) is not kept
+        messages = [message for chat in chats for message in _chat_messages(chat, report)]
+    yield from messages
+
 
 
 def _chats(root: object) -> list[dict]:
@@ -193,8 +195,10 @@ def sender(item: dict, fallback: str) -> tuple[str, str | None]:
 def timestamp(item: dict) -> float | None:
     """Seconds since the epoch from `date_unixtime`, else from `date` read as UTC; None if neither parses."""
     unix = item.get("date_unixtime")
-    if isinstance(unix, str) and unix.strip().isdigit() and len(unix.strip()) <= 12:
-        return float(unix.strip())
+    if isinstance(unix, str):
+        unix = unix.strip()
+        if unix.isascii() and unix.isdigit() and len(unix) <= 12:
+            return float(unix)
     if isinstance(unix, (int, float)) and not isinstance(unix, bool) and abs(unix) < _MAX_EPOCH:
         return float(unix)
     date = item.get("date")

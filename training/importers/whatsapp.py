@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from datetime import date
 
 from training.corpus import Message
-from training.importers.base import FileReport, ImportOptions, SourceFile
+from training.importers.base import FileReport, ImportOptions, SourceFile, paused_gc
 
 FORMAT = "whatsapp"
 PLATFORM = "whatsapp"
@@ -59,7 +59,9 @@ _NAME_CLEAN = str.maketrans({**{chr(c): None for c in (0x200E, 0x200F, 0x2066, 0
                              **{chr(c): None for c in range(0x202A, 0x202F)},
                              "\u00a0": " ", "\u202f": " ", "\u2007": " "})
 _PHONE_NAME = re.compile(r"\+?[\d\s\-\u2010\u2011().]{6,}")
-_MENTION = re.compile("@[\u2068\u202a]?(\\+?\\d[\\d \u00a0\u202f\\-\u2011]{5,}\\d)[\u2069\u202c]?")
+_PHONE_IN_NAME = re.compile(r"\+?\d[\d\s\-\u2010\u2011().]{5,}\d")
+# "@\u2068+1 555 123 4567\u2069" (isolated: a saved name or a number) or "@15551234567".
+_MENTION = re.compile("@(?:\u2068([^\u2069\n]{1,40})\u2069|(\\+?\\d{6,15})(?!\\d))")
 
 _MEDIA = {
     "<media omitted>": "other", "<medien ausgeschlossen>": "other", "<multimedia omitido>": "other",
@@ -80,12 +82,11 @@ _MEDIA = {
     "afbeelding weggelaten": "photo", "video weggelaten": "video", "audio weggelaten": "audio",
     "sticker weggelaten": "sticker",
     "live location shared": "location",
-    "missed voice call": "call", "missed video call": "call", "voice call": "call", "video call": "call",
+    "missed voice call": "call", "missed video call": "call",
 }
 # iOS documents read "Report.pdf • 3 pages document omitted".
-_MEDIA_SUFFIXES = {"document omitted": "file", "dokument weggelassen": "file", "documento omitido": "file",
-                   "document omis": "file", "documento omesso": "file"}
-_SUFFIXES = tuple({suffix for key in _MEDIA_SUFFIXES for suffix in (key, key.capitalize())})
+_DOCUMENT_SUFFIXES = ("document omitted", "dokument weggelassen", "documento omitido", "document omis",
+                      "documento omesso")
 _DELETED = frozenset({
     "this message was deleted", "you deleted this message", "diese nachricht wurde gelöscht",
     "du hast diese nachricht gelöscht", "se eliminó este mensaje", "eliminaste este mensaje",
@@ -107,15 +108,23 @@ for _phrase, _kind in _MEDIA.items():
     _EXACT.update(dict.fromkeys(_spellings(_phrase), (_kind, "")))
 for _phrase in _DELETED:
     _EXACT.update(dict.fromkeys((*_spellings(_phrase), *_spellings(_phrase + ".")), (None, "deleted")))
+# Last words of every placeholder: a body ending in one gets the slower, case-insensitive look.
+_SUFFIXES = tuple({phrase.rsplit(" ", 1)[-1] + dot for phrase in (*_MEDIA, *_DELETED) for dot in ("", ".")})
+_TAILS = frozenset(suffix[-3:] for suffix in _SUFFIXES)  # a set lookup rules most bodies out at once
 _EDITED = re.compile(
     r"\s*<(?:this message was edited|diese nachricht wurde bearbeitet|se editó este mensaje\.?"
     r"|ce message a été modifié|mensagem editada|questo messaggio è stato modificato|dit bericht is bewerkt)>$",
     re.IGNORECASE,
 )
 # iOS: "<attached: 00000042-PHOTO-2019-06-20-15-58-57.jpg>" (localized word before the colon).
-_ATTACHED = re.compile(r"<[^<>:\n]{2,24}: ?([^<>\n]+)>")
+_ATTACHED = re.compile(r"<[^<>:\n]{2,24}: ?(\d{8}-[^<>\n]*\.\w{1,5})>")
 # Android with media: "IMG-20200101-WA0001.jpg (file attached)"; the caption follows on the next lines.
-_FILE_ATTACHED = re.compile(r"(\S[^\n]*\.(\w{2,5})) \([^()\n]{3,40}\)")
+_FILE_ATTACHED = re.compile(
+    r"((?:IMG|VID|PTT|AUD|STK|DOC)-\d{8}-WA\d+\.(\w{1,5})) \([^()\n]{3,40}\)"
+    r"|(\S[^\n]*\.(\w{2,5})) \((?:file attached|datei angehängt|archivo adjunto|fichier joint|arquivo anexado"
+    r"|file allegato|bestand bijgevoegd)\)",
+    re.IGNORECASE,
+)
 _ANDROID_PREFIX = {"IMG": "photo", "VID": "video", "PTT": "voice", "AUD": "audio", "STK": "sticker", "DOC": "file"}
 _IOS_TOKEN = re.compile(r"-(PHOTO|VIDEO|AUDIO|STICKER|GIF|CONTACT|CONTACT-CARD)-")
 _IOS_KIND = {"PHOTO": "photo", "VIDEO": "video", "AUDIO": "audio", "STICKER": "sticker", "GIF": "gif",
@@ -156,17 +165,28 @@ def clean_name(raw: str) -> str:
         name = name[1:].strip()
     if _PHONE_NAME.fullmatch(name) and sum(char.isdigit() for char in name) >= 6:
         return pseudonym(name)
+    if _PHONE_IN_NAME.search(name):  # "Plumber 0171 2345678": the number goes, the word stays
+        name = _PHONE_IN_NAME.sub(_number_in_name, name)
     return name
+
+
+def _number_in_name(match: re.Match) -> str:
+    number = match.group(0)
+    return pseudonym(number) if sum(char.isdigit() for char in number) >= 7 else number
 
 
 def chat_name(path: str) -> str:
     """The conversation's name from the file name: "WhatsApp Chat with Bob.txt" or "...Bob.zip!_chat.txt"."""
     parts = [part for part in path.replace("\\", "/").split("!") if part]
     stem = os.path.splitext(os.path.basename(parts[-1]))[0] if parts else ""
-    if stem.lower() in ("_chat", "chat", "") and len(parts) > 1:
-        stem = os.path.splitext(os.path.basename(parts[-2]))[0]
+    if stem.lower() in ("_chat", "chat", ""):
+        # The generic name inside an export: the chat is named by the zip, or by the unpacked folder.
+        if len(parts) > 1:
+            stem = os.path.splitext(os.path.basename(parts[-2]))[0]
+        elif parts:
+            stem = os.path.basename(os.path.dirname(parts[-1])) or stem
     name = clean_name(_FILE_PREFIXES.sub("", stem.translate(_NAME_CLEAN)).strip())
-    return name or stem or "chat"
+    return name or "chat"
 
 
 def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Iterator[Message]:
@@ -175,8 +195,29 @@ def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Ite
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     conversation = f"{PLATFORM}:{chat_name(source.path)}"
+    with paused_gc():  # a message per line, none freed: see paused_gc
+        messages, dates, seconds, stats, names, midnights = _read(text, conversation, report, options.day_first)
+
+    if midnights.changed:  # a date late in the file settled the order: redo the times read before it
+        days = midnights.days
+        for message, key, second in zip(messages, dates, seconds, strict=True):
+            day = days[key]
+            message.timestamp = None if day is None or second is None else float(day + second)
+    colon_names = {names[raw]: clean_name(f"{raw}: {state[0]}") for raw, state in stats.items()
+                   if state is not _MIXED and state[1] >= 3 and raw in names}
+    if colon_names:
+        messages = [message for message in messages
+                    if message.author not in colon_names or _rename(message, colon_names[message.author], report)]
+    yield from messages
+
+
+def _read(text: str, conversation: str, report: FileReport, day_first: bool | None) -> tuple:
+    """Messages with their date texts and seconds into the day (to redo the times if the date order
+    changes midway), the sender statistics that reveal names holding ": ", and the dates seen."""
+    midnights = _Calendar(day_first)
+    days = midnights.days
     messages: list[Message] = []
-    dates: list[str] = []  # per message: its date ("[" first for iOS), resolved once every date is known
+    dates: list[str] = []  # per message: its date ("[" first for iOS), to redo its time if the order changes
     seconds: list[int | None] = []  # per message: seconds into the day
     stats: dict[str, object] = {}  # sender -> ("X", count) while all its bodies start with "X: ", else _MIXED
     times: dict[str, int | None] = {}
@@ -211,20 +252,16 @@ def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Ite
             second = times.get(key, -1)
             if second == -1:
                 second = times[key] = _seconds(time_text, half)
-            messages.append(Message(conversation, PLATFORM, author, None, None, body, kind))
-            dates.append(date_text if bracket is None else "[" + date_text)
+            if bracket is not None:
+                date_text = "[" + date_text
+            day = days.get(date_text, -1)  # midnights are multiples of 86400: never -1
+            if day == -1:
+                day = midnights.midnight(date_text)
+            timestamp = None if day is None or second is None else float(day + second)
+            messages.append(Message(conversation, PLATFORM, author, None, timestamp, body, kind))
+            dates.append(date_text)
             seconds.append(second)
-
-    days = _resolve_days(set(dates), options.day_first)
-    colon_names = {names[raw]: f"{names[raw]}: {state[0]}" for raw, state in stats.items()
-                   if state is not _MIXED and state[1] >= 3 and raw in names}
-    for message, key, second in zip(messages, dates, seconds, strict=True):
-        day = days[key]
-        if day is not None and second is not None:
-            message.timestamp = float(day + second)
-        if colon_names and message.author in colon_names and not _rename(message, colon_names[message.author], report):
-            continue
-        yield message
+    return messages, dates, seconds, stats, names, midnights
 
 
 # Chunks of this many characters keep split()'s list of parts small on big exports.
@@ -261,8 +298,7 @@ def _track(stats: dict, name: str, state: object, body: str) -> None:
 
 def _rename(message: Message, author: str, report: FileReport) -> bool:
     """Move the rest of a ":"-holding name from the text to the author; False if nothing is left to keep."""
-    prefix_length = len(author) - len(message.author)  # ": X"
-    kind, text = _classify(message.text[prefix_length:].lstrip())
+    kind, text = _classify(message.text.partition(": ")[2])
     message.author = author
     if kind is None or (kind == "text" and not text):
         report.skip(text if kind is None else "empty")
@@ -291,40 +327,55 @@ def _seconds(time_text: str, half: str | None) -> int | None:
     return hour * 3600 + minute * 60 + second
 
 
-def _resolve_days(keys: set, day_first: bool | None) -> dict[str, int | None]:
-    """Seconds since the epoch at midnight of each date ("[" first for iOS headers), the order of day and
-    month decided per header style (bracket, separator)."""
-    parsed = {}
-    evidence: dict[tuple, set] = {}  # style -> {"day", "month"}
-    for key in keys:
-        bracket, date_text = key.startswith("["), key.lstrip("[")
+class _Calendar:
+    """Dates to seconds since the epoch at midnight, learning the order of day and month per header style
+    (bracket, separator) from the dates themselves: a first field above 12 means day first, a second field
+    above 12 month first; until then dotted and dashed dates are day first and slashed ones month first."""
+
+    def __init__(self, day_first: bool | None):
+        self.day_first = day_first  # the user's choice, which overrides the evidence
+        self.days: dict[str, int | None] = {}  # date text ("[" first for iOS) -> midnight, None if impossible
+        self.changed = False  # an order changed after dates of its style were converted
+        self._parsed: dict[str, tuple] = {}
+        self._seen: dict[tuple, set] = {}  # style -> {"day", "month"}
+
+    def midnight(self, key: str) -> int | None:
+        """Convert a date seen for the first time (and learn from it)."""
+        date_text = key.lstrip("[")
         numbers = [int(part) for part in _DIGITS.findall(date_text)]
-        separator = date_text[len(date_text) - len(date_text.lstrip("0123456789"))]
-        style = (bracket, separator)
+        style = (key.startswith("["), date_text[len(date_text) - len(date_text.lstrip("0123456789"))])
         year_first = len(_DIGITS.match(date_text).group()) >= 3
-        parsed[key] = (style, year_first, numbers)
+        self._parsed[key] = (style, year_first, numbers)
         if not year_first:
-            seen = evidence.setdefault(style, set())
+            before = self._day_first(style)
+            seen = self._seen.setdefault(style, set())
             if numbers[0] > 12:
                 seen.add("day")
             if numbers[1] > 12:
                 seen.add("month")
-    orders = {}
-    for style, seen in evidence.items():
-        if day_first is not None:
-            orders[style] = day_first
-        elif "day" in seen:
-            orders[style] = True
-        elif "month" in seen:
-            orders[style] = False
-        else:
-            orders[style] = style[1] != "/"  # dotted and dashed dates are day first; slashed US month first
-    epoch = date(1970, 1, 1).toordinal()
-    days: dict[str, int | None] = {}
-    for key, (style, year_first, numbers) in parsed.items():
+            if self._day_first(style) != before:
+                converted = [other for other in self.days if self._parsed[other][0] == style]
+                self.changed = self.changed or bool(converted)
+                for other in converted:
+                    self.days[other] = self._convert(other)
+        value = self.days[key] = self._convert(key)
+        return value
+
+    def _day_first(self, style: tuple) -> bool:
+        if self.day_first is not None:
+            return self.day_first
+        seen = self._seen.get(style, ())
+        if "day" in seen:
+            return True
+        if "month" in seen:
+            return False
+        return style[1] != "/"
+
+    def _convert(self, key: str) -> int | None:
+        style, year_first, numbers = self._parsed[key]
         if year_first:
             year, month, day = numbers
-        elif orders[style]:
+        elif self._day_first(style):
             day, month, year = numbers
         else:
             month, day, year = numbers
@@ -332,11 +383,12 @@ def _resolve_days(keys: set, day_first: bool | None) -> dict[str, int | None]:
             day, month = month, day
         if year < 100:
             year += 2000
-        if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and 1 <= year <= 9999):
-            days[key] = None
-            continue
-        days[key] = (date(year, month, day).toordinal() - epoch) * 86400
-    return days
+        if not (1 <= month <= 12 and 1 <= year <= 9999 and 1 <= day <= calendar.monthrange(year, month)[1]):
+            return None
+        return (date(year, month, day).toordinal() - _EPOCH) * 86400
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
 
 
 def _classify(body: str) -> tuple[str | None, str]:
@@ -355,7 +407,7 @@ def _classify(body: str) -> tuple[str | None, str]:
     exact = _EXACT.get(body)
     if exact is not None:
         return exact
-    if not ("<" in body or ")" in body or "://" in body or body.startswith("POLL:") or body.endswith(_SUFFIXES)):
+    if not ("<" in body or ")" in body or ":" in body or (body[-3:] in _TAILS and body.endswith(_SUFFIXES))):
         return "text", body
     if body.endswith(">"):
         body = _EDITED.sub("", body)
@@ -366,23 +418,23 @@ def _classify(body: str) -> tuple[str | None, str]:
         return None, "deleted"
     first, _, caption = body.partition("\n")
     first = first.strip()
-    attached = _ATTACHED.fullmatch(first)
+    attached = _ATTACHED.fullmatch(first) if first.startswith("<") else None
     if attached:
         token = _IOS_TOKEN.search(attached.group(1))
         kind = _IOS_KIND[token.group(1)] if token else ("contact" if attached.group(1).lower().endswith(".vcf") else "file")
         return kind, "" if kind == "contact" else caption.strip()
-    attached = _FILE_ATTACHED.fullmatch(first)
+    attached = _FILE_ATTACHED.fullmatch(first) if first.endswith(")") else None
     if attached:
-        name, extension = attached.group(1), attached.group(2).lower()
+        name = attached.group(1) or attached.group(3)
+        extension = (attached.group(2) or attached.group(4)).lower()
         kind = "contact" if extension == "vcf" else _ANDROID_PREFIX.get(name[:3].upper(), "file")
         return kind, "" if kind == "contact" else caption.strip()
-    if _LOCATION.fullmatch(key):
+    if "://" in key and _LOCATION.fullmatch(key):
         return "location", ""
     if first == "POLL:":
         return "poll", caption.strip().split("\n", 1)[0].strip()
-    for suffix, kind in _MEDIA_SUFFIXES.items():
-        if key.endswith(suffix):
-            return kind, ""
+    if key.endswith(_DOCUMENT_SUFFIXES):
+        return "file", ""
     return "text", body
 
 
@@ -396,7 +448,12 @@ def _marked(body: str) -> tuple[str | None, str]:
 
 
 def _mention(match: re.Match) -> str:
-    return "@" + pseudonym(match.group(1))
+    """A mention of a phone number becomes the number's pseudonym; a mention of a name stays."""
+    isolated, number = match.groups()
+    if number is not None:
+        return "@" + pseudonym(number)
+    name = clean_name(isolated)
+    return "@" + name if name else match.group(0)
 
 
 # Message text: drop direction marks, no-break spaces become ordinary spaces.
