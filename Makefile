@@ -6,7 +6,14 @@ PIP     = $(PY) -m pip
 TORCH_PIN ?= torch==2.13.0
 DEMO_DIR ?= demo
 
-.PHONY: install test lint demo clean
+.PHONY: install test lint demo clean test-services
+
+# Tests run a real redis-server; install it from Debian where missing (tests skip, saying why, without it).
+test-services:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || echo "could not install redis-server: its tests will be skipped"; \
+	  else echo "redis-server not found (install it, e.g. apt-get install redis-server): its tests will be skipped"; fi; }
 
 # The venv is (re)built when pyproject.toml changes. torch is installed first and pinned so pip takes
 # the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
@@ -22,7 +29,7 @@ install: $(VENV)/.installed
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install lint
+test: install lint test-services
 	$(VENV)/bin/pytest
 
 TALKLIKE = $(VENV)/bin/talklike
