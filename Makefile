@@ -34,12 +34,27 @@ test: install lint test-services
 
 TALKLIKE = $(VENV)/bin/talklike
 
-# The whole path on generated data: exports in the real formats -> corpus.
+DEMO_MINUTES ?= 4
+PERSONAS = $(PY) -c "import json,sys; print('\n'.join(json.load(sys.stdin)['personas']))"
+
+# The whole path on generated data: exports in the real formats -> corpus -> model -> chat.
 demo: install
 	@echo "== 1. writing demo exports (a Telegram and a Messenger export of one group chat)"
 	$(PY) -m training.demo.generate --out $(DEMO_DIR)/exports
 	@echo "== 2. importing them into one corpus"
 	$(TALKLIKE) import $(DEMO_DIR)/exports -o $(DEMO_DIR)/corpus.jsonl
+	@echo "== 3. training a small model for $(DEMO_MINUTES) minutes (Ctrl-C stops early and keeps a checkpoint)"
+	rm -rf $(DEMO_DIR)/run
+	$(TALKLIKE) train $(DEMO_DIR)/corpus.jsonl -o $(DEMO_DIR)/run --preset small --max-minutes $(DEMO_MINUTES)
+	@echo "== 4. exporting one self-contained model file"
+	$(TALKLIKE) export $(DEMO_DIR)/run -o $(DEMO_DIR)/model.pt
+	@echo "== 5. measuring the imitation on held-out messages"
+	$(TALKLIKE) evaluate $(DEMO_DIR)/model.pt $(DEMO_DIR)/corpus.jsonl
+	@echo "== 6. samples for each persona"
+	@$(TALKLIKE) info $(DEMO_DIR)/model.pt --json | $(PERSONAS) | while read -r persona; do \
+	  echo "-- $$persona"; $(TALKLIKE) sample $(DEMO_DIR)/model.pt --persona "$$persona" -n 3 --seed 1; done
+	@echo "== 7. chat with a persona (/persona NAME switches, /help lists commands, Ctrl-D leaves)"
+	$(TALKLIKE) chat $(DEMO_DIR)/model.pt --persona Ada
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

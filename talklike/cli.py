@@ -25,15 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
+    from bot import commands as bot_commands
+    from talklike import info_command
     from training import commands as training_commands
 
     training_commands.register(sub)
-    try:
-        from bot import commands as bot_commands
-    except ImportError:  # bot commands arrive with the reply engine
-        bot_commands = None
-    if bot_commands is not None:
-        bot_commands.register(sub)
+    info_command.register(sub)
+    bot_commands.register(sub)
     return parser
 
 

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
-# Each module defines register(subparsers); heavy imports happen inside the handlers.
-COMMAND_MODULES = (
-    "training.import_command",
-    "training.train_command",
-    "training.evaluate_command",
-    "training.export_command",
-)
+from training import evaluate_command, export_command, import_command, train_command
 
 
 def register(subparsers) -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue
+    # Each module adds its parsers; heavy imports (torch) happen inside the handlers.
+    for module in (import_command, train_command, evaluate_command, export_command):
         module.register(subparsers)

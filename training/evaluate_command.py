@@ -39,8 +39,10 @@ def register(subparsers) -> None:
                         help="generated replies per persona for persona_fidelity (default: %(default)s)")
     parser.add_argument("--context", type=int, default=8, metavar="K",
                         help="preceding messages read before each scored message (default: %(default)s)")
-    parser.add_argument("--max-messages", type=int, default=1500, metavar="N",
-                        help="score at most N held-out messages, an even seeded sample (default: %(default)s)")
+    parser.add_argument("--max-messages", type=int, default=20000, metavar="N",
+                        help="score at most N held-out messages for bpc, a seeded sample (default: %(default)s)")
+    parser.add_argument("--gain-messages", type=int, default=256, metavar="N",
+                        help="held-out messages scored one by one for the gains (default: %(default)s)")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling and subsampling (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
@@ -54,8 +56,8 @@ def run_evaluate_command(args) -> int:
         raise UserError("--samples-per-persona must be 0 or more")
     if args.context < 0:
         raise UserError("--context must be 0 or more")
-    if args.max_messages < 1:
-        raise UserError("--max-messages must be at least 1")
+    if args.max_messages < 1 or args.gain_messages < 1:
+        raise UserError("--max-messages and --gain-messages must be at least 1")
     if args.device != "cpu":
         import torch
 
@@ -64,6 +66,7 @@ def run_evaluate_command(args) -> int:
     settings = EvalSettings(
         context_messages=args.context,
         max_messages=args.max_messages,
+        gain_messages=args.gain_messages,
         samples_per_persona=args.samples_per_persona,
         temperature=args.temperature,
         seed=args.seed,
@@ -81,6 +84,11 @@ def _num(value, digits: int = 3, percent: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{100 * value:.1f}%" if percent else f"{value:.{digits}f}"
+
+
+def _same_note(counts: dict) -> str:
+    same = counts.get("context_gain_same_conversation", 0)
+    return f"; {same} from a distant part of their own conversation" if same else ""
 
 
 def format_report(result: dict) -> str:
@@ -112,11 +120,12 @@ def format_report(result: dict) -> str:
         f"author_gain_bpc        {_num(result['author_gain_bpc']):>8}   bpc lost when the author is ⟨other⟩ "
         f"({counts['author_gain_messages']} messages)",
         f"context_gain_bpc       {_num(result['context_gain_bpc']):>8}   bpc lost with another conversation as "
-        f"context ({counts['context_gain_messages']} messages)",
+        f"context ({counts['context_gain_messages']} messages{_same_note(counts)})",
         f"next_speaker_accuracy  {_num(result['next_speaker_accuracy'], percent=True):>8}   "
         f"over {counts['next_speaker_turns']} turns",
         f"persona_fidelity       {_num(result['persona_fidelity'], percent=True):>8}   "
         f"{counts['generated_replies']} generated replies, {counts['personas_evaluated']} personas; "
-        f"ceiling (real_fidelity) {_num(result['real_fidelity'], percent=True)}",
+        f"ceiling (real_fidelity) {_num(result['real_fidelity'], percent=True)}, "
+        f"chance {_num(result['fidelity_chance'], percent=True)}",
     ]
     return "\n".join(lines)

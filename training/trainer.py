@@ -105,6 +105,14 @@ class TrainConfig:
             raise UserError(f"--max-minutes must be positive, got {self.max_minutes}")
         if self.lr <= 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.author_dropout <= 1.0:
+            raise UserError(f"author_dropout must be in [0, 1], got {self.author_dropout}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise UserError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.patience < 0:
+            raise UserError(f"--patience must be 0 (never stop early) or more, got {self.patience}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
@@ -212,6 +220,28 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99), fused=fused)
 
 
+def autocast_for(model: nn.Module, device: torch.device):
+    """bf16 autocast on a CUDA device whose LSTM kernels take bf16; fp32 otherwise (and always on CPU, where
+    oneDNN's fp32 LSTM is the fast path). A two-step probe decides, because bf16 RNN support depends on the
+    GPU and the cuDNN build."""
+    if device.type != "cuda" or not torch.cuda.is_bf16_supported():
+        return nullcontext
+    raw = model.module if hasattr(model, "module") else model
+    try:
+        # fork_rng: the probe's dropout must not shift the random stream (resume is exact on GPUs too).
+        with torch.random.fork_rng(devices=[device]):
+            chars = torch.zeros((1, 2), dtype=torch.long, device=device)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits, _, _, _ = raw(chars, chars, *raw.init_state(1))
+            logits.float().sum().backward()
+        raw.zero_grad(set_to_none=True)
+    except RuntimeError as err:
+        log.warning("bf16 autocast unavailable for this LSTM (%s); training in fp32", str(err).splitlines()[0])
+        raw.zero_grad(set_to_none=True)
+        return nullcontext
+    return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+
+
 class TrainStep:
     """Forward, loss, backward, clip, update for one chunk; returns the detached loss and the new state.
 
@@ -227,12 +257,11 @@ class TrainStep:
         self.vocab_size = model_config.vocab_size
         self.n_authors = model_config.n_authors
         self.params = [p for p in model.parameters() if p.requires_grad]
-        # bf16 autocast on CUDA; on CPU fp32 (oneDNN's LSTM is fastest there in fp32).
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
+        self.autocast = autocast_for(model, device)
 
     def __call__(self, chars: Tensor, authors: Tensor, char_targets: Tensor, speaker_targets: Tensor,
                  h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        with self.autocast:
+        with self.autocast():
             char_logits, speaker_logits, h, c = self.model(chars, authors, h, c)  # (B, T, V), (B, T, A)
         char_loss = F.cross_entropy(char_logits.float().reshape(-1, self.vocab_size), char_targets.reshape(-1))
         # The speaker head answers only at message ends; average over those, 0 if the chunk has none.
@@ -249,9 +278,13 @@ class TrainStep:
         return char_loss.detach(), h.detach(), c.detach()
 
 
+WARMUP_SHARE = 0.05  # warm-up also ends once this share of the run (steps or time) has passed
+
+
 def lr_factor(step: int, progress: float, warmup_steps: int, min_ratio: float) -> float:
-    """Linear warm-up over `warmup_steps`, then cosine decay from 1 to `min_ratio` as progress goes 0 → 1."""
-    warm = min(1.0, (step + 1) / max(1, warmup_steps))
+    """Linear warm-up over `warmup_steps` (or the first 5 % of the run, if that is sooner: a short timed run on
+    a slow machine must not spend itself warming up), then cosine decay to `min_ratio` as progress goes 0 → 1."""
+    warm = min(1.0, max((step + 1) / max(1, warmup_steps), progress / WARMUP_SHARE))
     cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))
     return warm * (min_ratio + (1.0 - min_ratio) * cosine)
 
@@ -317,7 +350,7 @@ def train_steps_benchmark(model_config: ModelConfig, batch_size: int = 64, seq_l
 
 @torch.no_grad()
 def validate(model: CharLSTM, stream: EncodedStream, n_authors: int, seq_len: int, device: torch.device,
-             max_steps: int, batch_size: int = 16) -> tuple[float, Tensor, Tensor]:
+             max_steps: int, batch_size: int = 16, autocast=nullcontext) -> tuple[float, Tensor, Tensor]:
     """Bits per character over the held-out stream: (overall, summed nats per author (A,), steps per author (A,)).
 
     The stream is cut into parallel segments read with carried state, like training, in eval mode.
@@ -332,10 +365,9 @@ def validate(model: CharLSTM, stream: EncodedStream, n_authors: int, seq_len: in
     nats = torch.zeros(n_authors, dtype=torch.float64, device=device)
     counts = torch.zeros(n_authors, dtype=torch.float64, device=device)
     h, c = model.init_state(batch)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     for start in range(0, length, seq_len):
         cols = slice(start, start + seq_len)
-        with autocast:
+        with autocast():
             logits, _, h, c = model(chars[:, cols], authors[:, cols], h, c)
         loss = F.cross_entropy(logits.float().transpose(1, 2), targets[:, cols], reduction="none")  # (Bv, t)
         who = authors[:, cols].reshape(-1)
@@ -472,11 +504,18 @@ def plot_losses(run_dir: str, rows: list[dict]) -> str | None:
 
 
 def read_metrics(run_dir: str) -> list[dict]:
+    """The rows of run_dir/metrics.jsonl (train rows and eval rows), oldest first."""
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.exists(path):
         return []
+    rows = []
     with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for line in handle:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # blank, or the half line of a run killed mid-write
+                continue
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -506,12 +545,7 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
            device: torch.device) -> TrainResult:
     run_dir = config.run_dir
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if dist.main and not config.quiet else (lambda *a: None)
-    if dist.main:
-        prepare_run_dir(run_dir, resume)
-    if dist.distributed:
-        torch.distributed.barrier()
-
-    # ---- data
+    # ---- data (checked before anything is written: a bad corpus leaves no empty run directory behind)
     messages = load_messages(config.corpus)
     train_messages, val_messages = split_messages(messages, config.val_fraction)
     vocab, authors = build_vocab_and_authors(messages, config.min_author_messages, config.personas,
@@ -519,6 +553,10 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
     if len(authors) < 2:
         raise UserError(f"{config.corpus}: no author has {config.min_author_messages} messages; "
                         "lower --min-author-messages or name --personas")
+    if dist.main:
+        prepare_run_dir(run_dir, resume)
+    if dist.distributed:
+        torch.distributed.barrier()
     train_stream = encode_corpus(train_messages, vocab, authors, config.session_gap)
     val_stream = encode_corpus(val_messages, vocab, authors, config.session_gap)
     batch_size = fit_batch_size(len(train_stream), config.batch_size, config.seq_len, dist.world_size)
@@ -605,7 +643,7 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
     if config.epochs is not None:
         by_epochs = math.ceil(config.epochs * steps_per_epoch)
         total_steps = by_epochs if total_steps is None else min(total_steps, by_epochs)
-    warmup = config.warmup_steps if total_steps is None else min(config.warmup_steps, max(1, total_steps // 10))
+    warmup = config.warmup_steps
     max_seconds = None if config.max_minutes is None else config.max_minutes * 60.0
 
     def progress(at_step: int, elapsed: float) -> float:
@@ -617,6 +655,10 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
         return max(parts)
 
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    if resume and dist.main:
+        # Rows logged after the checkpoint (a run killed without saving) are about to be redone: drop them.
+        kept = [row for row in read_metrics(run_dir) if row.get("step", 0) <= step]
+        write_text_atomic(metrics_path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept))
     metrics_file = open(metrics_path, "a" if resume else "w", encoding="utf-8") if dist.main else None
 
     def record(row: dict) -> None:
@@ -667,7 +709,7 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
             model.eval()
             if len(val_stream) > 1:
                 bpc, nats, counts = validate(model, val_stream, len(authors), config.seq_len, device,
-                                             config.val_max_steps)
+                                             config.val_max_steps, autocast=stepper.autocast)
                 row["val_bpc"] = bpc
                 row["val_bpc_by_author"] = {
                     authors.name_of(i): float(nats[i] / counts[i]) / LOG2 for i in range(len(authors)) if counts[i] > 0
@@ -693,6 +735,7 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
     stop = StopFlag()
     started = time.monotonic()
     last_log_time, last_log_step = started, step
+    start_progress = progress(step, elapsed_before)  # for the ETA of this session
     loss_sum = torch.zeros((), device=device)
     loss_count = 0
     chars_per_step = batch_size * config.seq_len * dist.world_size
@@ -757,7 +800,8 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
                 shown["loss"] = f"{train_bpc:.3f}"
                 if bar is not None:
                     session = now - started
-                    eta = session * (1 - done) / max(1e-9, done - progress(0, 0)) if done > 0 else float("nan")
+                    gained = done - start_progress
+                    eta = session * (1 - done) / gained if gained > 0 else float("nan")
                     bar.set_postfix_str(f"bpc={shown['loss']} val={shown['val_bpc']} chars/s={chars_per_s:,.0f}"
                                         f"{'' if math.isnan(eta) else f' eta={_duration(eta)}'}", refresh=False)
             if halt:
@@ -766,6 +810,7 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
             if step % config.eval_every == 0:
                 row = run_eval()
                 last_eval_step = step
+                last_log_time = time.monotonic()  # chars/s measures training, not evaluation
                 if row.get("val_bpc") is not None:
                     shown["val_bpc"] = f"{row['val_bpc']:.3f}"
                 early = dist.main and config.patience > 0 and evals_since_best >= config.patience
@@ -785,7 +830,9 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
     if stop_reason == "interrupted":
         state = state_dict_now()
         save("last", state)
-        say(f"stopped at step {step}; saved {checkpoint_path(run_dir, 'last')} — continue with --resume")
+        if dist.main:  # said even with --quiet: the user asked for the stop and needs to know what was kept
+            print(f"stopped at step {step}; saved {checkpoint_path(run_dir, 'last')} — continue with --resume",
+                  file=sys.stderr, flush=True)
     elif last_eval_step != step:
         run_eval()
     if metrics_file is not None:

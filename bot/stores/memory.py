@@ -1,0 +1,66 @@
+"""`MemoryStore`: conversation memory in this process only (tests, the terminal chat)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from bot.stores.base import LockTimeout, Store, check_key
+from bot.stores.record import ConversationRecord
+
+
+class MemoryStore(Store):
+    """A dict behind a mutex. Records are kept as bytes so callers never share mutable state."""
+
+    def __init__(self, url: str = "memory://"):
+        self.url = url
+        self._mutex = threading.Lock()
+        self._records: dict[str, bytes] = {}
+        self._seen: dict[str, float] = {}  # message id -> expiry (monotonic)
+        self._held: set[str] = set()  # conversations whose lock is taken
+        self._released = threading.Condition(self._mutex)
+
+    def get(self, conversation: str) -> ConversationRecord | None:
+        with self._mutex:
+            data = self._records.get(check_key(conversation))
+        return None if data is None else ConversationRecord.from_bytes(data)
+
+    def put(self, conversation: str, record: ConversationRecord) -> None:
+        data = record.to_bytes()
+        with self._mutex:
+            self._records[check_key(conversation)] = data
+
+    def delete(self, conversation: str) -> bool:
+        with self._mutex:
+            return self._records.pop(check_key(conversation), None) is not None
+
+    def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
+        # One process: a held lock cannot outlive its holder, so the lease is not needed here.
+        deadline = time.monotonic() + timeout
+        with self._released:
+            while conversation in self._held:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LockTimeout(f"conversation lock not free after {timeout:g} s")
+                self._released.wait(remaining)
+            self._held.add(conversation)
+        return conversation
+
+    def _release(self, conversation: str, token: object) -> None:
+        with self._released:
+            self._held.discard(conversation)
+            self._released.notify_all()
+
+    def seen(self, message_id: str, ttl: float) -> bool:
+        now = time.monotonic()
+        with self._mutex:
+            expiry = self._seen.get(check_key(message_id))
+            if expiry is not None and expiry > now:
+                return True
+            if len(self._seen) > 10_000:  # drop expired ids now and then so the dict stays bounded
+                self._seen = {k: v for k, v in self._seen.items() if v > now}
+            self._seen[message_id] = now + ttl
+            return False
+
+    def ping(self) -> None:
+        return None

@@ -1,0 +1,111 @@
+"""`RedisStore`: conversation memory shared by several processes or machines (`redis://`, `rediss://`).
+
+The conversation lock is `SET key token NX PX lease`, released by a Lua compare-and-delete so a holder
+whose lease expired cannot free someone else's lock. Connection failures surface as `StoreUnavailable`
+naming the URL without its password; the client reconnects by itself once the server is back.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from bot.stores.base import (
+    BadStoreURL,
+    LockTimeout,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    check_key,
+    redact_url,
+)
+from bot.stores.record import ConversationRecord, RecordError
+
+T = TypeVar("T")
+
+PREFIX = "talklike:"
+SOCKET_TIMEOUT_S = 5.0
+POLL_S = (0.002, 0.05)
+# Delete the lock only if it still holds our token (atomic on the server).
+RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+class RedisStore(Store):
+    """Conversation memory in Redis; keys are prefixed `talklike:conv:`, `talklike:lock:`, `talklike:seen:`."""
+
+    def __init__(self, url: str):
+        self.url = redact_url(url)
+        try:
+            self._client = redis.Redis.from_url(
+                url,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                socket_connect_timeout=SOCKET_TIMEOUT_S,
+                # A restarted server drops our connections: retry a few times, briefly, then report.
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+                retry_on_error=[RedisConnectionError, RedisTimeoutError],
+                health_check_interval=30,
+            )
+        except ValueError as err:
+            raise BadStoreURL(f"bad redis URL {self.url}: {err}") from err
+        self._release_script = self._client.register_script(RELEASE_LUA)
+
+    def _run(self, fn: Callable[[redis.Redis], T]) -> T:
+        try:
+            return fn(self._client)
+        except (RedisConnectionError, RedisTimeoutError) as err:
+            raise StoreUnavailable(f"store {self.url} is unavailable: {err}") from err
+        except RedisError as err:
+            raise StoreError(f"store {self.url}: {err}") from err
+
+    def get(self, conversation: str) -> ConversationRecord | None:
+        key = PREFIX + "conv:" + check_key(conversation)
+        data = self._run(lambda r: r.get(key))
+        if data is None:
+            return None
+        try:
+            return ConversationRecord.from_bytes(data)
+        except RecordError as err:
+            raise StoreError(f"store {self.url}: conversation record unreadable ({err})") from err
+
+    def put(self, conversation: str, record: ConversationRecord) -> None:
+        key, data = PREFIX + "conv:" + check_key(conversation), record.to_bytes()
+        self._run(lambda r: r.set(key, data))  # one SET: readers see the old value or the new one
+
+    def delete(self, conversation: str) -> bool:
+        key = PREFIX + "conv:" + check_key(conversation)
+        return bool(self._run(lambda r: r.delete(key)))
+
+    def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
+        key, token = PREFIX + "lock:" + conversation, uuid.uuid4().hex
+        deadline = time.monotonic() + timeout
+        delay = POLL_S[0]
+        while not self._run(lambda r: r.set(key, token, nx=True, px=max(1, int(lease * 1000)))):
+            if time.monotonic() + delay > deadline:
+                raise LockTimeout(f"conversation lock not free after {timeout:g} s")
+            time.sleep(delay)
+            delay = min(delay * 2, POLL_S[1])
+        return token
+
+    def _release(self, conversation: str, token: object) -> None:
+        key = PREFIX + "lock:" + conversation
+        self._run(lambda r: self._release_script(keys=[key], args=[token], client=r))
+
+    def seen(self, message_id: str, ttl: float) -> bool:
+        key = PREFIX + "seen:" + check_key(message_id)
+        created = self._run(lambda r: r.set(key, b"1", nx=True, px=max(1, int(ttl * 1000))))
+        return not created
+
+    def ping(self) -> None:
+        self._run(lambda r: r.ping())
+
+    def close(self) -> None:
+        self._client.close()

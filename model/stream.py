@@ -1,0 +1,35 @@
+"""The stream: how a conversation becomes the step sequence the model reads and writes.
+
+Per message: a SESSION step where a conversation starts or resumes after a long gap, then BOS, the
+characters and EOS, every step under the message's author. Training, evaluation and the reply engine all
+build their inputs here, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from model.vocab import Vocabulary
+
+DEFAULT_SESSION_GAP = 6 * 3600.0  # seconds of silence after which a conversation counts as resumed
+TEXT_KIND = "text"
+
+
+def message_text(kind: str, text: str) -> str | None:
+    """What a message contributes to the stream: spoken text, or a media caption; None to skip it."""
+    # A photo or sticker without a caption says nothing the model could learn to write.
+    return text if text.strip() else None
+
+
+def starts_session(first_in_conversation: bool, previous_timestamp: float | None, timestamp: float | None,
+                   session_gap: float = DEFAULT_SESSION_GAP) -> bool:
+    """Whether a SESSION step goes before a message."""
+    if first_in_conversation:
+        return True
+    if previous_timestamp is None or timestamp is None:
+        return False
+    return timestamp - previous_timestamp > session_gap
+
+
+def encode_message(vocab: Vocabulary, author_id: int, text: str, session: bool) -> tuple[list[int], list[int]]:
+    """The (chars, authors) steps of one message: [SESSION] BOS text EOS, all under `author_id`."""
+    chars = ([Vocabulary.SESSION] if session else []) + [Vocabulary.BOS] + vocab.encode(text) + [Vocabulary.EOS]
+    return chars, [author_id] * len(chars)

@@ -1,0 +1,258 @@
+"""Conversation stores: memory, sqlite and a real redis-server behave the same."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from bot.stores import BadStoreURL, ConversationRecord, LockTimeout, StoreError, StoreUnavailable, open_store
+from bot.stores.record import RecordError
+from talklike.errors import UserError
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'talk.db'}"
+    else:
+        url = request.getfixturevalue("redis_server").url
+    s = open_store(url)
+    yield s
+    s.close()
+
+
+def key() -> str:
+    return f"test:{uuid.uuid4().hex}"
+
+
+def record(seed: int = 0) -> ConversationRecord:
+    rng = np.random.default_rng(seed)
+    return ConversationRecord(
+        persona="Ana",
+        settings={"temperature": 0.5},
+        state=rng.standard_normal((2, 2, 8)).astype(np.float32),
+        speaker=rng.random(3).astype(np.float32),
+        transcript=[{"author": "Bob", "text": "ça va? 😂\nsecond line", "ts": 1.5}],
+        last_timestamp=1.5,
+        messages=7,
+    )
+
+
+def test_round_trip_is_exact(store):
+    k, r = key(), record()
+    assert store.get(k) is None
+    store.put(k, r)
+    back = store.get(k)
+    assert back.persona == "Ana" and back.settings == {"temperature": 0.5} and back.messages == 7
+    assert back.transcript == r.transcript and back.last_timestamp == 1.5
+    np.testing.assert_array_equal(back.state, r.state)
+    np.testing.assert_array_equal(back.speaker, r.speaker)
+    store.put(k, record(1))  # replace
+    np.testing.assert_array_equal(store.get(k).state, record(1).state)
+
+
+def test_forget(store):
+    k = key()
+    store.put(k, record())
+    assert store.delete(k) is True
+    assert store.get(k) is None
+    assert store.delete(k) is False
+
+
+def test_lock_serializes_threads(store):
+    k, inside, overlaps = key(), [], []
+
+    def worker():
+        for _ in range(5):
+            with store.lock(k):
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(1)
+                time.sleep(0.002)
+                inside.pop()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
+
+
+def test_lock_timeout_and_other_conversations_free(store):
+    k = key()
+    with store.lock(k):
+        with pytest.raises(LockTimeout):
+            with store.lock(k, timeout=0.1):
+                pass
+        with store.lock(key(), timeout=1):  # a different conversation is not blocked
+            pass
+    with store.lock(k, timeout=1):  # released
+        pass
+
+
+def test_seen_is_atomic(store):
+    mid, results = key(), []
+    barrier = threading.Barrier(8)
+
+    def worker():
+        barrier.wait()
+        results.append(store.seen(mid, ttl=60))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] + [True] * 7
+
+
+def test_seen_expires(store):
+    mid = key()
+    assert store.seen(mid, ttl=0.05) is False
+    assert store.seen(mid, ttl=0.05) is True
+    time.sleep(0.1)
+    assert store.seen(mid, ttl=60) is False
+
+
+def test_ping(store):
+    store.ping()
+
+
+# --- URLs --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("url", ["postgres://x/y", "talklike.db", "sqlite://", "", "redis://host:notaport/0"])
+def test_bad_url_is_a_user_error(url):
+    with pytest.raises(BadStoreURL) as info:
+        open_store(url).ping()
+    assert isinstance(info.value, UserError)
+
+
+def test_sqlite_in_memory_and_relative_path(tmp_path, monkeypatch):
+    s = open_store("sqlite:///:memory:")
+    s.put("a", record())
+    assert s.get("a").messages == 7
+    monkeypatch.chdir(tmp_path)
+    open_store("sqlite:///rel.db").put("a", record())
+    assert (tmp_path / "rel.db").exists()
+
+
+def test_sqlite_survives_reopen(tmp_path):
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    open_store(url).put("c", record())
+    assert open_store(url).get("c").persona == "Ana"
+
+
+def test_corrupt_record_is_a_store_error(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path / 't.db'}")
+    s._connect().execute("INSERT INTO conversations VALUES ('x', ?, 0)", (b"garbage",))
+    with pytest.raises(StoreError, match="unreadable"):
+        s.get("x")
+    with pytest.raises(RecordError):
+        ConversationRecord.from_bytes(record().to_bytes()[:-3])
+
+
+def test_sqlite_unwritable_path_is_unavailable(tmp_path):
+    with pytest.raises(StoreUnavailable, match="sqlite:///"):
+        open_store(f"sqlite:///{tmp_path / 'missing-dir' / 't.db'}")
+
+
+# --- sqlite across processes -------------------------------------------------------------------------
+def _locked_appender(url: str, path: str, tag: str, n: int) -> None:
+    s = open_store(url)
+    for i in range(n):
+        with s.lock("shared", timeout=30):
+            # Two writes with a pause between: interleaving would split a pair.
+            with open(path, "a") as f:
+                f.write(f"{tag}{i}a\n")
+            time.sleep(0.003)
+            with open(path, "a") as f:
+                f.write(f"{tag}{i}b\n")
+
+
+def test_sqlite_lock_serializes_processes(tmp_path):
+    url, log = f"sqlite:///{tmp_path / 't.db'}", str(tmp_path / "log.txt")
+    open_store(url)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_locked_appender, args=(url, log, tag, 8)) for tag in "xyz"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    lines = open(log).read().split()
+    assert len(lines) == 48
+    for a, b in zip(lines[::2], lines[1::2], strict=True):
+        assert a[:-1] == b[:-1] and a.endswith("a") and b.endswith("b")
+
+
+def _crash_mid_write(url: str) -> None:
+    s = open_store(url)
+    conn = s._connect()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("UPDATE conversations SET data = ? WHERE key = 'c'", (b"half-written",))
+    conn.execute("INSERT INTO conversations VALUES ('d', ?, 0)", (record(2).to_bytes(),))
+    os._exit(9)  # dies inside the transaction, like a killed worker
+
+
+def test_sqlite_crash_mid_write_keeps_previous_record(tmp_path):
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    s = open_store(url)
+    s.put("c", record())
+    p = multiprocessing.get_context("spawn").Process(target=_crash_mid_write, args=(url,))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 9
+    again = open_store(url)
+    np.testing.assert_array_equal(again.get("c").state, record().state)
+    assert again.get("d") is None
+    again.put("c", record(3))  # the file is still writable: the dead writer's lock is gone
+    np.testing.assert_array_equal(again.get("c").state, record(3).state)
+
+
+def test_sqlite_lock_of_crashed_process_expires(tmp_path):
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    s = open_store(url)
+    # A lock row left by a process that died holding it, with a short lease.
+    s._connect().execute("INSERT INTO locks VALUES ('c', 'dead:1', ?)", (time.time() + 0.2,))
+    with pytest.raises(LockTimeout, match="another process"):
+        with s.lock("c", timeout=0.05):
+            pass
+    with s.lock("c", timeout=5):
+        pass
+
+
+# --- redis failures ----------------------------------------------------------------------------------
+def test_redis_down_is_unavailable_without_password():
+    from conftest import free_port
+
+    pytest.importorskip("redis", reason="the redis client package is not installed")
+    s = open_store(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable) as info:
+        s.get("x")
+    assert "hunter2" not in str(info.value) and "127.0.0.1" in str(info.value)
+    with pytest.raises(StoreUnavailable):
+        s.ping()
+
+
+def test_redis_restart_recovers(own_redis_server):
+    s = open_store(own_redis_server.url)
+    s.put("c", record())
+    assert s.get("c").messages == 7
+    own_redis_server.stop()
+    with pytest.raises(StoreUnavailable):
+        s.put("c", record(1))
+    own_redis_server.start()  # same port, empty (no persistence)
+    s.ping()
+    assert s.get("c") is None
+    s.put("c", record(1))
+    np.testing.assert_array_equal(s.get("c").state, record(1).state)
+    with s.lock("c", timeout=1):
+        pass
