@@ -45,7 +45,7 @@ def register(subparsers) -> None:
                         help="held-out messages scored one by one for the gains (default: %(default)s)")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling and subsampling (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: %(default)s)")
     parser.set_defaults(handler=run_evaluate_command)
 
 
@@ -58,11 +58,13 @@ def run_evaluate_command(args) -> int:
         raise UserError("--context must be 0 or more")
     if args.max_messages < 1 or args.gain_messages < 1:
         raise UserError("--max-messages and --gain-messages must be at least 1")
-    if args.device != "cpu":
+    if args.seed < 0:
+        raise UserError("--seed must be 0 or more")
+    if args.device == "cuda":
         import torch
 
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError(f"--device {args.device}: CUDA is not available here")
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: CUDA is not available here")
     settings = EvalSettings(
         context_messages=args.context,
         max_messages=args.max_messages,

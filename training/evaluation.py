@@ -26,7 +26,7 @@ import os
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -280,11 +280,7 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
     persona_fidelity, real_fidelity (each None where the corpus cannot support it), plus per-persona
     fidelity, counts and the settings used. Never includes message text.
     """
-    settings = settings or EvalSettings()
-    for key, value in overrides.items():
-        if not hasattr(settings, key):
-            raise TypeError(f"evaluate: unknown setting {key!r}")
-        setattr(settings, key, value)
+    settings = replace(settings or EvalSettings(), **overrides)  # an unknown setting is a TypeError
     started = time.perf_counter()
     model = load_model(model_source, settings.device)
     corpus_path = os.fspath(corpus_path)
@@ -396,7 +392,7 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
         "real_fidelity": fidelity["real_fidelity"],
         "persona_fidelity_by_author": fidelity["by_persona"],
         "real_fidelity_by_author": fidelity["real_by_persona"],
-        "fidelity_chance": 1.0 / len(fidelity["by_persona"]) if fidelity["by_persona"] else None,
+        "fidelity_chance": 1.0 / fidelity["classes"] if fidelity["classes"] else None,
         "counts": {
             "held_out_messages": len(items),
             "scored_messages": len(scored),
@@ -406,7 +402,7 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
             "context_gain_messages": len(foreign_of),
             "context_gain_same_conversation": same_conversation,
             "next_speaker_turns": turns,
-            "personas_evaluated": len(fidelity["by_persona"]),
+            "personas_evaluated": fidelity["classes"],
             "generated_replies": fidelity["generated"],
             "real_fidelity_messages": fidelity["real_messages"],
         },
@@ -424,13 +420,14 @@ def persona_fidelity(model: LoadedModel, train: list[Message], held_messages: li
     accuracy on real held-out messages of the same personas is the ceiling to read the figure against.
     """
     result = {"persona_fidelity": None, "real_fidelity": None, "by_persona": {}, "real_by_persona": {},
-              "generated": 0, "real_messages": 0}
+              "generated": 0, "real_messages": 0, "classes": 0}
     personas = set(model.authors.names[1:])
     counts = Counter(m.author for m in train if in_stream(m) and m.author in personas)
     classes = sorted(name for name, n in counts.items() if n >= settings.min_train_messages)
     if len(classes) < 2:
         return result  # attribution needs at least two candidate authors
     known = set(classes)
+    result["classes"] = len(classes)
     examples = [m for m in train if in_stream(m) and m.author in known]
     classifier = StyleClassifier().fit([m.text for m in examples], [m.author for m in examples])
 
