@@ -153,3 +153,16 @@ def trained_artifact(tmp_path_factory) -> Path:
         return build_artifact(tmp_path_factory.mktemp("trained") / "trained.pt", train_steps=150)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on one thread: their ops are too small to split, and on a busy machine a second thread
+    that gets descheduled stalls every step (tens of times slower). Use with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

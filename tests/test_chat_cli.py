@@ -6,17 +6,10 @@ import io
 import json
 
 import pytest
-import torch
 
 from talklike.cli import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(capsys, monkeypatch, argv, stdin: str = ""):

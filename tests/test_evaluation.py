@@ -14,17 +14,7 @@ from training.corpus import Message, write_corpus
 from training.evaluation import evaluate
 from training.style_classifier import StyleClassifier, ngram_ids
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models on one thread: their ops are too small to split, and on a busy machine a second thread
-    that gets descheduled stalls every step (tens of times slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 WORDS = ["bad", "cab", "dab", "bead", "face", "deed", "ace", "fade"]
