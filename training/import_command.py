@@ -8,7 +8,6 @@ import os
 from datetime import datetime, timezone
 
 from talklike.errors import UserError
-from training.importers.detect import FORMATS
 
 IMPORT_HELP = """\
 Read chat exports and write one corpus (JSON Lines, one message per line).
@@ -86,6 +85,7 @@ def run_import_command(args) -> int:
     from training.import_pipeline import ImportSettings, parse_alias, progress_printer, run_import
     from training.import_report import render, summarize
     from training.importers.base import ImportOptions
+    from training.importers.detect import FORMATS
 
     aliases: dict[str, str] = {}
     for spec in args.alias:

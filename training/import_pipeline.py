@@ -185,11 +185,11 @@ def _input_root(path: str, inputs: list[str]) -> str:
     return path.split("!")[0]
 
 
-def progress_printer(total_hint: int | None = None):
+def progress_printer():
     """A tqdm bar over files on a terminal; nothing when output is piped (scripts stay quiet)."""
     if not sys.stderr.isatty():
         return None, lambda: None
     from tqdm import tqdm
 
-    bar = tqdm(total=total_hint, unit=" files", desc="importing", leave=False, file=sys.stderr)
+    bar = tqdm(unit=" files", desc="importing", leave=False, file=sys.stderr)
     return (lambda candidate: bar.update(1)), bar.close

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from bot.stores.base import LockTimeout, Store, check_key
+from bot.stores.base import Store, check_key
+from bot.stores.local_locks import LocalKeyLocks
 from bot.stores.record import ConversationRecord
 
 
@@ -17,8 +18,7 @@ class MemoryStore(Store):
         self._mutex = threading.Lock()
         self._records: dict[str, bytes] = {}
         self._seen: dict[str, float] = {}  # message id -> expiry (monotonic)
-        self._held: set[str] = set()  # conversations whose lock is taken
-        self._released = threading.Condition(self._mutex)
+        self._locks = LocalKeyLocks()
 
     def get(self, conversation: str) -> ConversationRecord | None:
         with self._mutex:
@@ -36,20 +36,11 @@ class MemoryStore(Store):
 
     def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
         # One process: a held lock cannot outlive its holder, so the lease is not needed here.
-        deadline = time.monotonic() + timeout
-        with self._released:
-            while conversation in self._held:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LockTimeout(f"conversation lock not free after {timeout:g} s")
-                self._released.wait(remaining)
-            self._held.add(conversation)
+        self._locks.acquire(conversation, time.monotonic() + timeout, timeout)
         return conversation
 
     def _release(self, conversation: str, token: object) -> None:
-        with self._released:
-            self._held.discard(conversation)
-            self._released.notify_all()
+        self._locks.release(conversation)
 
     def seen(self, message_id: str, ttl: float) -> bool:
         now = time.monotonic()

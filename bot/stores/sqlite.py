@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from bot.stores.base import LockTimeout, Store, StoreError, StoreUnavailable, check_key
+from bot.stores.local_locks import LocalKeyLocks
 from bot.stores.record import ConversationRecord, RecordError
 
 T = TypeVar("T")
@@ -39,8 +40,7 @@ class SQLiteStore(Store):
         self._mutex = threading.RLock()  # one connection per process, used by one thread at a time
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
-        self._held: set[str] = set()
-        self._released = threading.Condition(threading.Lock())
+        self._locks = LocalKeyLocks()  # threads of this process queue here instead of polling the table
         self._run(lambda conn: None)  # open now: a bad path fails at startup, not on the first message
 
     # -- connection ---------------------------------------------------------------------------------
@@ -108,13 +108,7 @@ class SQLiteStore(Store):
 
     def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
         deadline = time.monotonic() + timeout
-        with self._released:  # threads of this process queue here instead of polling the table
-            while conversation in self._held:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LockTimeout(f"conversation lock not free after {timeout:g} s")
-                self._released.wait(remaining)
-            self._held.add(conversation)
+        self._locks.acquire(conversation, deadline, timeout)
         owner = f"{os.getpid()}:{uuid.uuid4().hex}"
         delay = POLL_S[0]
         try:
@@ -124,20 +118,15 @@ class SQLiteStore(Store):
                 time.sleep(delay)
                 delay = min(delay * 2, POLL_S[1])
         except BaseException:
-            self._release_local(conversation)
+            self._locks.release(conversation)
             raise
         return owner
-
-    def _release_local(self, conversation: str) -> None:
-        with self._released:
-            self._held.discard(conversation)
-            self._released.notify_all()
 
     def _release(self, conversation: str, token: object) -> None:
         try:
             self._run(lambda c: c.execute("DELETE FROM locks WHERE key = ? AND owner = ?", (conversation, token)))
         finally:
-            self._release_local(conversation)
+            self._locks.release(conversation)
 
     # -- dedupe, health -----------------------------------------------------------------------------
     def seen(self, message_id: str, ttl: float) -> bool:

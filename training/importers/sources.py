@@ -104,15 +104,10 @@ def _walk_zip(path: str, explicit: bool) -> Iterator[Candidate | tuple[str, str]
                             data = inner.read(inner_info)
                             yield _memory_candidate(f"{display}!{inner_info.filename}", data, explicit)
                     continue
-                yield _zip_candidate(archive, info, display, explicit)
+                # Read eagerly: member files are chat-sized (media are skipped above) and the zip stays simple.
+                yield _memory_candidate(display, archive.read(info), explicit)
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as err:
                 yield display, f"cannot read from zip ({err})"
-
-
-def _zip_candidate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, display: str, explicit: bool) -> Candidate:
-    # Reading eagerly keeps the zip's lifetime simple; member files are chat-sized, media are skipped above.
-    data = archive.read(info)
-    return _memory_candidate(display, data, explicit)
 
 
 def _memory_candidate(display: str, data: bytes, explicit: bool) -> Candidate:
