@@ -121,6 +121,11 @@ class BatchWorker:
             raise EngineBusy(f"the reply engine is busy ({self._queue.maxsize} requests waiting); try again") from None
         return job.future
 
+    @property
+    def alive(self) -> bool:
+        """Is the worker thread running (not closed, not crashed)?"""
+        return self._thread.is_alive() and not self._stop.is_set()
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread; jobs still waiting fail with EngineStopped."""
         self._stop.set()

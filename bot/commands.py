@@ -58,6 +58,10 @@ def register(subparsers) -> None:
                           help="conversation key (default: %(default)s)")
     simulate.set_defaults(handler=simulate_command)
 
+    from bot import serve_command
+
+    serve_command.register(subparsers)
+
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file written by `talklike export`")
@@ -85,8 +89,7 @@ def _engine(args, personas: list[str] | None = None, store: str = "memory://"):
 
 
 def _check_persona(engine, name: str) -> str:
-    engine._persona_id(name)  # raises UnknownPersona with the list of choices
-    return name
+    return engine.check_persona(name)
 
 
 # --- chat --------------------------------------------------------------------------------------------
@@ -201,8 +204,6 @@ def sample_command(args) -> int:
 
 def simulate_command(args) -> int:
     """Run a group chat among the personas for `--turns` messages."""
-    from bot.engine import UnknownConversation
-
     if args.turns < 1:
         raise UserError("--turns must be at least 1")
     personas = None
@@ -210,21 +211,11 @@ def simulate_command(args) -> int:
         personas = [p.strip() for p in args.personas.split(",") if p.strip()]
         if not personas:
             raise UserError("--personas needs at least one name, e.g. --personas Alice,Bob")
+    from bot.simulation import next_turn
+
     with _engine(args, personas=personas, store=args.store) as engine:
         rng = random.Random(args.seed)
-        names = engine.personas
-        # Before anyone spoke, pick the opener by how much each persona wrote in the training data.
-        card = engine.artifact.card.get("authors", {})
-        weights = [float(card.get(p, {}).get("messages", 1) or 1) for p in names]
         for _ in range(args.turns):
-            try:
-                probs = dict(engine.next_speaker(args.conversation))
-                weights = [probs.get(p, 0.0) for p in names]
-            except UnknownConversation:
-                pass
-            if sum(weights) <= 0:
-                weights = [1.0] * len(names)
-            speaker = rng.choices(names, weights=weights)[0]
-            text = engine.speak(args.conversation, speaker, seed=rng.randrange(2**31))
+            speaker, text = next_turn(engine, args.conversation, engine.personas, rng)
             print(f"{speaker}: {text}", flush=True)
     return 0

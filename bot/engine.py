@@ -181,6 +181,10 @@ class Engine:
         probs = record.speaker.tolist()
         return sorted(((self.authors.name_of(i), p) for i, p in enumerate(probs)), key=lambda x: -x[1])
 
+    def worker_alive(self) -> bool:
+        """Can the engine still generate (its worker thread runs)?"""
+        return self.worker.alive
+
     def transcript(self, conversation: str) -> list[dict]:
         """The last few messages of the conversation ({"author", "text", "ts"}), oldest first."""
         record = self.store.get(_key(conversation))
@@ -290,6 +294,11 @@ class Engine:
 
     def _memorized(self, text: str) -> bool:
         return self.guard is not None and self.guard.contains_memorized(text)
+
+    def check_persona(self, persona: str) -> str:
+        """`persona` if the engine may speak as it; UnknownPersona (naming the choices) otherwise."""
+        self._persona_id(persona)
+        return persona
 
     def _persona_id(self, persona: str) -> int:
         if persona not in self.personas:

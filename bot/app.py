@@ -1,0 +1,128 @@
+"""The Flask app: `create_app(config=None)` wires the reply engine to the web transports.
+
+Blueprints: health (`/healthz`, `/readyz`), the Messenger webhook (`/messenger/webhook`, when configured),
+the Telegram webhook (`/telegram/webhook`, when configured) and the local console (`/` and `/api/`).
+Production runs `gunicorn 'bot.app:create_app()'`; each worker process loads the model after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from bot.app_config import AppConfig, ConfigError
+from bot.background import BackgroundTasks
+from bot.log_format import configure_logging
+
+log = logging.getLogger("talklike.app")
+
+
+@dataclass
+class Services:
+    """What the blueprints share: settings, the engine, and the background pool."""
+
+    config: AppConfig
+    engine: object  # bot.engine.Engine
+    background: BackgroundTasks
+
+    @property
+    def default_persona(self) -> str:
+        """TALKLIKE_PERSONA, else the first persona the engine may speak as."""
+        return self.config.persona or self.engine.personas[0]
+
+    def close(self) -> None:
+        self.background.close()
+        self.engine.close()
+
+
+def load_config(config: AppConfig | Mapping[str, str] | None) -> AppConfig:
+    """An AppConfig from None (the environment), a mapping of variables, or an AppConfig."""
+    if isinstance(config, AppConfig):
+        config.check()
+        return config
+    return AppConfig.from_env(config)
+
+
+def build_engine(config: AppConfig):
+    """Load the model named by TALKLIKE_MODEL into an engine over TALKLIKE_STORE_URL."""
+    from bot.engine import Engine, EngineConfig
+    from bot.model_source import resolve_model
+
+    if not config.model:
+        raise ConfigError("TALKLIKE_MODEL is not set: give the path or URL of a model file written by `talklike export`")
+    path = resolve_model(config.model, config.model_sha256)
+    engine = Engine(str(path), EngineConfig(personas=config.personas, store_url=config.store_url,
+                                            timeout=config.reply_timeout, num_threads=config.torch_threads))
+    if config.persona and config.persona not in engine.personas:
+        engine.close()
+        raise ConfigError(f"TALKLIKE_PERSONA {config.persona!r} is not a persona of the model "
+                          f"(it has: {', '.join(engine.personas)})")
+    return engine
+
+
+def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None) -> Flask:
+    """The app. `config`: None reads the environment; a mapping is read as if it were the environment.
+    `engine`: share an already loaded engine (tests); by default one is loaded from TALKLIKE_MODEL."""
+    settings = load_config(config)
+    if not logging.getLogger().handlers:
+        configure_logging(settings.log_level)
+    logging.getLogger("talklike").setLevel(settings.log_level)
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False
+    services = Services(settings, engine or build_engine(settings), BackgroundTasks(settings.background_threads))
+    app.extensions["talklike"] = services
+
+    from bot.health import health
+
+    app.register_blueprint(health)
+    if settings.messenger_enabled:
+        from bot.messenger.blueprint import make_blueprint as messenger_blueprint
+
+        app.register_blueprint(messenger_blueprint(services))
+    if settings.telegram_webhook_enabled:
+        from bot.telegram.webhook import make_blueprint as telegram_blueprint
+
+        app.register_blueprint(telegram_blueprint(services))
+    if settings.console:
+        from bot.console.blueprint import make_blueprint as console_blueprint
+
+        app.register_blueprint(console_blueprint(services))
+    _install_edge(app)
+    log.info("app ready", extra={"messenger": settings.messenger_enabled, "telegram_webhook": settings.telegram_webhook_enabled,
+                                 "console": settings.console, "personas": services.engine.personas,
+                                 "store": services.engine.store.url})
+    return app
+
+
+def services_of(app: Flask) -> Services:
+    return app.extensions["talklike"]
+
+
+def _install_edge(app: Flask) -> None:
+    """JSON errors with explicit status codes, and one log line per request (never its body)."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        return jsonify(error=err.name, message=err.description), err.code
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception):
+        log.exception("unhandled error", extra={"path": request.path})
+        return jsonify(error="Internal Server Error", message="something went wrong; it has been logged"), 500
+
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def log_request(response):
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info("request", extra={"method": request.method, "path": request.path, "status": response.status_code,
+                                   "ms": round(elapsed, 1)})
+        return response
