@@ -59,8 +59,12 @@ def register(subparsers) -> None:
     simulate.set_defaults(handler=simulate_command)
 
     from bot import serve_command
+    from bot.messenger import setup_command as messenger_setup
+    from bot.telegram import commands as telegram_commands
 
     serve_command.register(subparsers)
+    messenger_setup.register(subparsers)
+    telegram_commands.register(subparsers)
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:

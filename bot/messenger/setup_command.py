@@ -1,0 +1,5 @@
+"""`talklike messenger-setup` (being written)."""
+
+
+def register(subparsers) -> None:
+    return None
