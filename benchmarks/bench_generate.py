@@ -4,11 +4,12 @@
 
 Speed does not depend on training, so the model has random weights. Figures:
 - naive_chars_per_s: eager fp32 module, default backend (oneDNN on), one step and one multinomial per char;
-- engine_chars_per_s: one conversation through `Engine.reply` (oneDNN off, state cached);
+- engine_chars_per_s: one conversation through `Engine.reply` (numpy decode step, state cached);
 - aggregate_chars_per_s at 1, 8 and 32 concurrent conversations (threads), batching_gain_32 = 32 / 1;
 - latency_ms of a 100-character reply with 0 and 1,000 earlier messages (p50, p95), history_ratio_p50;
 - int8: single-stream chars/s and file size of the int8 artifact, next to the fp32 size;
-- for context: naive_no_onednn_chars_per_s and engine_onednn_chars_per_s (the oneDNN switch alone).
+- for context: naive_no_onednn_chars_per_s (the oneDNN switch alone) and engine_torch_step_chars_per_s and
+  aggregate_torch_step_32 (the engine stepping the TorchScript module instead of the numpy step).
 Characters counted are those returned to the caller (a reply cut at a word boundary counts only its kept part).
 Speeds are the best of 3 runs and the two latencies are measured alternately, so that other load on a shared
 machine distorts the ratios less.
@@ -141,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
             agg = {"1": engine_cps, "8": best(reps, lambda: aggregate(engine, 8, 2)),
                    "32": best(reps, lambda: aggregate(engine, 32, 2))}
             lat0, lat1000 = latencies(engine, 10 * reps)
-        with Engine(str(fp32), EngineConfig(guard=False, onednn=True)) as engine:
-            onednn_cps = best(reps, lambda: single_stream(engine, 1))
+        with Engine(str(fp32), EngineConfig(guard=False, fast_step=False)) as engine:
+            torch_step_cps = best(reps, lambda: single_stream(engine, 2))
+            torch_step_32 = best(reps, lambda: aggregate(engine, 32, 2))
         with Engine(str(int8), EngineConfig(guard=False)) as engine:
             int8_cps = best(reps, lambda: single_stream(engine, 2))
         figures = {
@@ -156,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
             "history_ratio_p50": round(lat1000["p50"] / lat0["p50"], 2),
             "int8": {"chars_per_s": round(int8_cps, 1), "size_bytes": int8.stat().st_size,
                      "fp32_size_bytes": fp32.stat().st_size},
-            # context: the same naive loop with oneDNN off, and the engine with oneDNN on
+            # context: the same naive loop with oneDNN off, and the engine stepping the TorchScript module
             "naive_no_onednn_chars_per_s": round(naive_no_onednn, 1),
-            "engine_onednn_chars_per_s": round(onednn_cps, 1),
+            "engine_torch_step_chars_per_s": round(torch_step_cps, 1),
+            "aggregate_torch_step_32": round(torch_step_32, 1),
             "torch_threads": torch.get_num_threads(),
         }
     if args.json:

@@ -1,9 +1,14 @@
 """Continuous batching: one worker thread owns the module and steps every in-flight reply together.
 
-Requests (`Job`s) wait in a bounded queue. Between two steps the worker admits new jobs — it reads their
-incoming message in one call per job (prefill) — and lets finished ones go; then it samples one character
-for every decoding job and feeds all of them in ONE batched forward call. A job is either `feed`
-(read a message, return the state: observe, or a re-read after a reply was cut) or `generate`.
+Requests (`Job`s) wait in a bounded queue. Between two steps the worker admits new jobs and lets finished
+ones go; then it samples one character for every decoding job and feeds all of them in ONE batched forward
+call. A job is either `feed` (read a message, return the state: observe, or a re-read after a reply was
+cut) or `generate`.
+
+A generating job's incoming message has to be read first (prefill). Into an idle worker it is read in one
+call over all its characters. Into a running batch a short message is *folded*: its characters ride along
+in the batched steps as forced inputs, one per step, so a join costs the others nothing; a separate call
+would stall every reply in flight. Long messages and `feed` jobs still get their own call.
 """
 
 from __future__ import annotations
@@ -18,14 +23,18 @@ import time
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from bot.numpy_step import NumpyStep
 from bot.sampler import sample_rows
 from bot.settings import SamplingSettings
 from model.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
+
+FOLD_MAX = 64  # incoming steps up to which a message joining a running batch is folded into its steps
 
 
 class EngineError(Exception):
@@ -82,20 +91,27 @@ class Job:
     # filled in by the worker
     out: list[int] = field(default_factory=list)
     pre: FeedResult | None = None
-    logits: Tensor | None = None  # (1, V) for the next character
+    logits: Tensor | np.ndarray | None = None  # (1, V) for the next character
     serial: int = 0  # set by submit: tells jobs apart (ids of dead objects get reused)
     closing: bool = False  # reached max_chars: the next step feeds EOS
-    boundary: tuple[int, Tensor, Tensor] | None = None
+    boundary: tuple[int, np.ndarray, np.ndarray, int] | None = None  # (k, batch h, batch c, row) before a space
     finishing: bool = False
     ended: bool = False
+    # a folded prefill: inputs still to force (incoming chars, BOS, prefix) and how many were fed
+    forced: list[int] | None = None
+    forced_authors: list[int] | None = None
+    fed: int = 0
+    speaker: np.ndarray | None = None  # speaker logits at the last EOS forced
 
 
 class BatchWorker:
     """The thread that owns `module`. `submit` is thread-safe; results arrive through each job's Future."""
 
     def __init__(self, module, vocab: Vocabulary, max_queue: int = 256, max_batch: int = 64,
-                 onednn: bool = False, name: str = "talklike-engine"):
+                 onednn: bool = False, name: str = "talklike-engine", fast_step: bool = True):
         self.module = module
+        # Decode steps in numpy where the module allows it (fp32); the module reads prefills either way.
+        self.stepper = NumpyStep.from_module(module) if fast_step else None
         self.vocab = vocab
         self.max_batch = max_batch
         self.onednn = onednn
@@ -103,6 +119,7 @@ class BatchWorker:
         self._stop = threading.Event()
         self.steps = 0  # batched decode steps so far (for tests and benchmarks)
         self.max_seen_batch = 0
+        self.folded = 0  # prefills folded into a running batch (for tests and benchmarks)
         self._serials = itertools.count(1)
         self._batch_key: tuple[int, ...] = ()
         self._batch_settings: tuple = ()
@@ -151,11 +168,12 @@ class BatchWorker:
                     live = [i for i, job in enumerate(active) if not _expired(job, now)]
                     if len(live) < len(active):
                         active, h, c, logits = _select(active, h, c, logits, live)
-                    if joined:
+                    if joined:  # the batch state is numpy: (L, B, H) and (B, V)
                         active += joined
-                        h = torch.cat(([h] if h is not None else []) + [j.h for j in joined], dim=1)
-                        c = torch.cat(([c] if c is not None else []) + [j.c for j in joined], dim=1)
-                        logits = torch.cat(([logits] if logits is not None else []) + [j.logits for j in joined])
+                        h = np.concatenate(([h] if h is not None else []) + [_np(j.h) for j in joined], axis=1)
+                        c = np.concatenate(([c] if c is not None else []) + [_np(j.c) for j in joined], axis=1)
+                        logits = np.concatenate(([logits] if logits is not None else []) +
+                                                [_np(j.logits) for j in joined])
                     if not active:
                         h = c = logits = None
                         continue
@@ -169,8 +187,8 @@ class BatchWorker:
                 _fail(job, EngineStopped("the reply engine is stopped"))
 
     def _admit(self, block: bool, room: int) -> list[Job]:
-        """Take waiting jobs (up to `room` generating ones) and read their incoming steps together;
-        feed jobs finish here, generating ones are returned ready to join the batch."""
+        """Take waiting jobs (up to `room` generating ones); feed jobs finish here, generating ones are
+        returned ready to join the batch: folded (a running batch, a short message) or prefilled."""
         taken: list[Job] = []
         generating = 0
         while generating < room:
@@ -183,14 +201,25 @@ class BatchWorker:
                 generating += job.kind == "generate"
         if not taken:
             return []
-        try:
-            self._prefill(taken)
-        except Exception as err:
-            log.exception("prefill failed")
-            for job in taken:
-                _fail(job, EngineError(f"generation failed: {err}"))
-            return []
-        return [job for job in taken if job.kind == "generate"]
+        folded = [job for job in taken if not block and job.kind == "generate"
+                  and len(job.chars) + 1 + len(job.prefix) <= FOLD_MAX]
+        self.folded += len(folded)
+        for job in folded:
+            job.forced = job.chars + [Vocabulary.BOS] + job.prefix
+            job.forced_authors = job.authors + [job.persona_id] * (1 + len(job.prefix))
+            job.logits = np.zeros((1, len(self.vocab)), dtype=np.float32)  # unused: the next input is forced
+            if not job.chars:  # a retry from a known state: nothing incoming to read
+                job.pre = FeedResult(job.h, job.c, None)
+        rest = [job for job in taken if job.forced is None]
+        if rest:
+            try:
+                self._prefill(rest)
+            except Exception as err:
+                log.exception("prefill failed")
+                for job in rest:
+                    _fail(job, EngineError(f"generation failed: {err}"))
+                rest = []
+        return folded + [job for job in rest if job.kind == "generate"]
 
     def _prefill(self, jobs: list[Job]) -> None:
         """Read every job's incoming steps, then BOS + prefix of the generating ones, batched.
@@ -237,8 +266,9 @@ class BatchWorker:
             else:
                 job.h, job.c, job.logits = hs[i], cs[i], last_logits[i]
 
-    def _step(self, active: list[Job], h: Tensor, c: Tensor, logits: Tensor):
-        """Sample one character for every job, feed them all in one call, let finished jobs go."""
+    def _step(self, active: list[Job], h: np.ndarray, c: np.ndarray, logits: np.ndarray):
+        """Sample one character for every decoding job (folded jobs take their next forced input), feed
+        them all in one call, let finished jobs go."""
         n = len(active)
         self.steps += 1
         self.max_seen_batch = max(self.max_seen_batch, n)
@@ -247,53 +277,95 @@ class BatchWorker:
             self._batch_key = batch_key
             settings = [j.settings for j in active]
             self._batch_settings = (
-                torch.tensor([o.temperature for o in settings]),
-                torch.tensor([o.top_k for o in settings]),
-                torch.tensor([o.top_p for o in settings]),
+                np.array([o.temperature for o in settings], dtype=np.float32),
+                np.array([o.top_k for o in settings]),
+                np.array([o.top_p for o in settings], dtype=np.float32),
                 any(o.top_k > 0 or o.top_p < 1.0 for o in settings),
                 any(o.temperature <= 0 for o in settings),
             )
         temperature, top_k, top_p, cut, greedy = self._batch_settings
+        # Forced rows draw no random number: a reply's text depends on its seed alone, not on whether its
+        # prefill was folded (which depends on the other requests).
         allow = [len(j.prefix) + len(j.out) >= j.settings.min_chars for j in active]
-        tokens = sample_rows(logits, temperature, top_k, top_p, torch.tensor(allow),
-                             torch.tensor([j.rng.random() for j in active]),
+        uniform = [0.0 if j.forced else j.rng.random() for j in active]
+        tokens = sample_rows(logits, temperature, top_k, top_p, np.array(allow), np.array(uniform),
                              cut=cut, greedy=greedy, eos_forbidden=not all(allow)).tolist()
-        feed = []
-        for i, (job, token) in enumerate(zip(active, tokens, strict=True)):
+        feed, who, forced_rows, done_rows = [], [], [], []
+        for i, job in enumerate(active):
+            if job.forced:
+                feed.append(job.forced[job.fed])
+                who.append(job.forced_authors[job.fed])
+                job.fed += 1
+                forced_rows.append(i)
+                continue
+            who.append(job.persona_id)
+            token = tokens[i]
             if job.closing or token == Vocabulary.EOS:
                 job.finishing, job.ended = True, not job.closing
                 feed.append(Vocabulary.EOS)
-            else:
-                if token in self._spaces:  # the state before it ends a whole word
-                    job.boundary = (len(job.out), h[:, i : i + 1].clone(), c[:, i : i + 1].clone())
-                job.out.append(token)
-                # Runaway: at max_chars this character is read, then an EOS closes the message.
-                job.closing = len(job.prefix) + len(job.out) >= job.settings.max_chars
-                feed.append(token)
-        x = torch.tensor(feed).unsqueeze(1)  # (B, 1)
-        a = torch.tensor([j.persona_id for j in active]).unsqueeze(1)  # (B, 1)
-        char_logits, spk, h, c = self.module(x, a, h, c)  # (B, 1, V), (B, 1, A), (L, B, H) x2
-        logits = char_logits[:, 0].float()  # (B, V)
-        keep = []
-        for i, job in enumerate(active):
-            if job.finishing:
-                _resolve(job, GenerateResult(job.out, job.ended, h[:, i : i + 1].clone(), c[:, i : i + 1].clone(),
-                                             spk[i, 0].float(), job.pre, job.boundary))
-            elif job.future.cancelled():
+                done_rows.append(i)
                 continue
-            else:
-                keep.append(i)
-        if len(keep) < n:
-            return _select(active, h, c, logits, keep)
+            if token in self._spaces:  # the state before it ends a whole word (the batch state is never
+                job.boundary = (len(job.out), h, c, i)  # changed in place, so a reference is enough)
+            job.out.append(token)
+            # Runaway: at max_chars this character is read, then an EOS closes the message.
+            job.closing = len(job.prefix) + len(job.out) >= job.settings.max_chars
+            feed.append(token)
+        logits, spk, h, c = self._decode(np.array(feed), np.array(who), h, c)  # (B, V), (B, A), (L, B, H) x2
+        for i in forced_rows:
+            job = active[i]
+            if feed[i] == Vocabulary.EOS:
+                job.speaker = spk[i].copy()
+            if job.fed == len(job.chars):  # the incoming message is read: retries start here
+                speaker = None if job.speaker is None else torch.from_numpy(job.speaker)
+                job.pre = FeedResult(_row(h, i), _row(c, i), speaker)
+            if job.fed == len(job.forced):  # BOS and prefix read: the next step samples
+                job.forced = None
+        gone = set()
+        for i in done_rows:
+            job = active[i]
+            _resolve(job, GenerateResult(job.out, job.ended, _row(h, i), _row(c, i),
+                                         torch.from_numpy(spk[i].copy()), job.pre, _boundary_state(job.boundary)))
+            gone.add(i)
+        if self.steps % 8 == 0:  # a cancelled request (its caller gave up) leaves within a few steps
+            gone.update(i for i, job in enumerate(active) if job.future.cancelled())
+        if gone:
+            return _select(active, h, c, logits, [i for i in range(n) if i not in gone])
         return active, h, c, logits
+
+
+    def _decode(self, chars: np.ndarray, authors: np.ndarray, h: np.ndarray, c: np.ndarray):
+        """One batched step: chars, authors (B,) and state (L, B, H) → char logits (B, V), speaker logits
+        (B, A) and the new state, all numpy; through the numpy step, or the module where there is none."""
+        if self.stepper is not None:
+            return self.stepper(chars, authors, h, c)
+        logits, spk, h2, c2 = self.module(torch.from_numpy(chars)[:, None], torch.from_numpy(authors)[:, None],
+                                          torch.from_numpy(h), torch.from_numpy(c))
+        return logits[:, 0].float().numpy(), spk[:, 0].float().numpy(), h2.numpy(), c2.numpy()
+
+
+def _np(x) -> np.ndarray:
+    return x.numpy() if isinstance(x, Tensor) else x
+
+
+def _row(state: np.ndarray, i: int) -> Tensor:
+    """Row i of a batched (L, B, H) state, as its own (L, 1, H) tensor."""
+    return torch.from_numpy(state[:, i : i + 1].copy())
+
+
+def _boundary_state(boundary):
+    """(k, h, c) of one row from a (k, batch h, batch c, row) boundary."""
+    if boundary is None:
+        return None
+    k, h, c, row = boundary
+    return k, _row(h, row), _row(c, row)
 
 
 def _select(active, h, c, logits, keep: list[int]):
     """Keep only rows `keep` of the batch."""
     if not keep:
         return [], None, None, None
-    index = torch.tensor(keep)
-    return [active[i] for i in keep], h.index_select(1, index), c.index_select(1, index), logits.index_select(0, index)
+    return [active[i] for i in keep], h[:, keep], c[:, keep], logits[keep]
 
 
 def _expired(job: Job, now: float) -> bool:

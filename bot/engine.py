@@ -58,7 +58,8 @@ class EngineConfig:
     max_batch: int = 64  # replies stepped together
     timeout: float = 30.0  # seconds per request, retries included
     num_threads: int | None = None  # torch intra-op threads; None leaves torch's default
-    onednn: bool = False  # oneDNN's LSTM is several times slower for one-step calls on CPU
+    onednn: bool = False  # oneDNN's LSTM (prefills) is slower for short calls on CPU
+    fast_step: bool = True  # decode steps in numpy (fp32 artifacts): several times cheaper than torch per step
     guard: bool = True  # resample / cut replies repeating a training message verbatim
     guard_retries: int = 3
     empty_retries: int = 3
@@ -93,7 +94,7 @@ class Engine:
         h0, _ = module.init_state(1)
         self._shape = tuple(h0.shape)  # (L, 1, H)
         self.worker = BatchWorker(module, self.vocab, self.config.max_queue, self.config.max_batch,
-                                  self.config.onednn)
+                                  self.config.onednn, fast_step=self.config.fast_step)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(64, self.config.max_queue), thread_name_prefix="talklike-async"
         )

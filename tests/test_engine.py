@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -363,16 +364,16 @@ def test_sampler_follows_each_rows_settings():
     from model.vocab import Vocabulary
 
     V = 12
-    logits = torch.tensor([0.0] * 5 + [3.0, 2.0, 1.0, 0.5, 0.0, -1.0, -2.0]).repeat(5, 1)  # (5, V)
+    logits = np.tile(np.array([0.0] * 5 + [3.0, 2.0, 1.0, 0.5, 0.0, -1.0, -2.0], dtype=np.float32), (5, 1))
     logits[:, Vocabulary.EOS] = 10.0  # the end of message is by far the likeliest
-    grid = torch.linspace(0, 0.999, 400)
-    temps = torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0])
-    top_k = torch.tensor([0, 0, 2, 0, 0])
-    top_p = torch.tensor([1.0, 1.0, 1.0, 0.5, 1.0])
-    allow_eos = torch.tensor([False, False, False, False, True])
+    grid = np.linspace(0, 0.999, 400)
+    temps = np.array([1.0, 0.0, 1.0, 1.0, 1.0])
+    top_k = np.array([0, 0, 2, 0, 0])
+    top_p = np.array([1.0, 1.0, 1.0, 0.5, 1.0])
+    allow_eos = np.array([False, False, False, False, True])
     seen = [set() for _ in range(5)]
     for u in grid:
-        out = sample_rows(logits, temps, top_k, top_p, allow_eos, u.repeat(5))
+        out = sample_rows(logits, temps, top_k, top_p, allow_eos, np.full(5, u))
         for row, token in enumerate(out.tolist()):
             seen[row].add(token)
     specials = {Vocabulary.PAD, Vocabulary.BOS, Vocabulary.SESSION, Vocabulary.UNK}
@@ -383,11 +384,11 @@ def test_sampler_follows_each_rows_settings():
     assert seen[3] == {5}  # top-p 0.5: the likeliest already covers more than half
     assert Vocabulary.EOS in seen[4]
     # Inverse CDF over a uniform grid reproduces the softmax probabilities.
-    probs = torch.softmax(logits[0, 5:], dim=0)
-    counts = torch.zeros(V - 5)
+    probs = torch.softmax(torch.from_numpy(logits[0, 5:]), dim=0).numpy()
+    counts = np.zeros(V - 5)
     for u in grid:
-        counts[sample_rows(logits[:1], temps[:1], top_k[:1], top_p[:1], allow_eos[:1], u.view(1)).item() - 5] += 1
-    assert torch.allclose(counts / len(grid), probs, atol=0.01)
+        counts[sample_rows(logits[:1], temps[:1], top_k[:1], top_p[:1], allow_eos[:1], np.array([u]))[0] - 5] += 1
+    np.testing.assert_allclose(counts / len(grid), probs, atol=0.01)
 
 
 def test_each_request_keeps_its_own_settings(engine):
@@ -396,3 +397,30 @@ def test_each_request_keeps_its_own_settings(engine):
         greedy = {engine.sample("Alice", seed=s, settings={"temperature": 0, "max_chars": 30})[0] for s in range(3)}
         hot = {engine.sample("Alice", seed=s, settings={"temperature": 2.0, "max_chars": 30})[0] for s in range(3)}
         assert len(greedy) == 1 and len(hot) == 3
+
+
+def test_a_reply_joining_a_running_batch_reads_as_if_alone(trained_artifact):
+    # Its incoming message is folded into the running batch's steps instead of read in one call; the text
+    # depends on the seed alone, not on the company.
+    settings = {"temperature": 0.8, "max_chars": 60}
+
+    def answer(engine):
+        engine.observe("c", "Alice", ALICE_LINE, timestamp=1.0)
+        return engine.reply("c", "Bob", "and you?", author="Alice", settings=settings, seed=7, timestamp=2.0)
+
+    with Engine(str(trained_artifact), EngineConfig(guard=False)) as e:
+        alone = answer(e)
+        assert e.worker.folded == 0
+    with Engine(str(trained_artifact), EngineConfig(guard=False)) as e:
+        long = {"temperature": 1.0, "min_chars": 400, "max_chars": 400}
+        busy = [threading.Thread(target=e.speak, args=(f"busy:{i}", "Alice"), kwargs={"settings": long})
+                for i in range(3)]
+        for t in busy:
+            t.start()
+        while e.worker.steps < 5:
+            time.sleep(0.001)
+        together = answer(e)
+        assert e.worker.folded >= 1
+        for t in busy:
+            t.join()
+    assert together == alone

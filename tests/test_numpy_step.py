@@ -1,0 +1,60 @@
+"""The engine's numpy decode step agrees with the artifact's TorchScript module, and falls back where it must."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_artifact
+
+from bot.engine import Engine, EngineConfig
+from bot.numpy_step import NumpyStep
+from model.artifact import load_artifact, script_model
+from model.config import ModelConfig
+from model.network import CharLSTM
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_the_numpy_step_gives_the_modules_logits_and_state(layers):
+    config = ModelConfig(vocab_size=len(string.printable) + 6, n_authors=5, char_embed_dim=12, author_embed_dim=4,
+                         hidden_size=32, num_layers=layers, dropout=0.0)
+    torch.manual_seed(layers)
+    module = script_model(CharLSTM(config).eval())
+    step = NumpyStep.from_module(module)
+    assert step is not None
+    chars, authors = torch.randint(0, config.vocab_size, (7,)), torch.randint(0, 5, (7,))
+    h, c = torch.randn(layers, 7, 32), torch.randn(layers, 7, 32)
+    for _ in range(5):  # several steps in a row: errors would compound
+        with torch.no_grad():
+            logits, speaker, h2, c2 = module(chars[:, None], authors[:, None], h, c)
+        mine = step(chars.numpy(), authors.numpy(), h.numpy(), c.numpy())
+        for ours, theirs in zip(mine, (logits[:, 0], speaker[:, 0], h2, c2), strict=True):
+            np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-5)
+        h, c = h2, c2
+        chars = logits[:, 0].argmax(-1)
+
+
+def test_int8_and_foreign_modules_step_the_module(tmp_path):
+    int8 = load_artifact(build_artifact(tmp_path / "int8.pt", quantize="int8"))
+    assert NumpyStep.from_module(int8.module) is None
+    assert NumpyStep.from_module(object()) is None
+    with Engine(int8) as engine:
+        assert engine.worker.stepper is None
+        assert engine.reply("c", "Alice", "hi", settings={"max_chars": 10}, seed=1)
+
+
+def test_replies_are_the_same_with_and_without_the_numpy_step(trained_artifact):
+    greedy = {"temperature": 0, "max_chars": 60}
+    texts = []
+    for fast in (True, False):
+        with Engine(str(trained_artifact), EngineConfig(guard=False, fast_step=fast)) as engine:
+            assert (engine.worker.stepper is not None) == fast
+            engine.observe("c", "Alice", "hi there from alice", timestamp=1.0)
+            texts.append((engine.speak("c", "Bob", settings=greedy, timestamp=2.0),
+                          engine.sample("Alice", n=3, seed=5, settings={"max_chars": 40}),
+                          engine.next_speaker("c")[0][0]))
+    assert texts[0] == texts[1]
