@@ -6,6 +6,7 @@ Production runs the same app under gunicorn (see the Procfile); this is for tryi
 from __future__ import annotations
 
 import os
+import socket
 
 from talklike.errors import UserError
 
@@ -37,6 +38,7 @@ def serve_command(args) -> int:
     services = services_of(app)
     port = services.config.port
     try:
+        _check_port(args.host, port)  # werkzeug would print its own text and exit
         server = make_server(args.host, port, app, threaded=True)
     except OSError as err:
         services.close()
@@ -52,3 +54,10 @@ def serve_command(args) -> int:
         server.server_close()
         services.close()
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """OSError if `host:port` cannot be bound right now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
