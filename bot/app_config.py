@@ -76,8 +76,11 @@ class AppConfig:
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _parse(f.name, cls.ENV[f.name], raw.strip())
-        if "store_url" not in values and env.get("REDIS_URL"):  # Heroku's Key-Value Store add-on sets REDIS_URL
-            values["store_url"] = env["REDIS_URL"].strip()
+        # Aliases deployments already use: Heroku's Key-Value Store add-on sets REDIS_URL; container
+        # platforms often pass MODEL_URL / MODEL_SHA256.
+        for name, alias in (("store_url", "REDIS_URL"), ("model", "MODEL_URL"), ("model_sha256", "MODEL_SHA256")):
+            if name not in values and env.get(alias, "").strip():
+                values[name] = _parse(name, alias, env[alias].strip())
         config = cls(**values)
         config.check()
         return config

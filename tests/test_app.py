@@ -46,6 +46,8 @@ def test_settings_come_from_the_environment():
     assert config.store_url == "sqlite:///talklike.db"
     assert not config.messenger_enabled and not config.telegram_enabled  # absent settings: the platform is off
     assert AppConfig.from_env({"REDIS_URL": "rediss://h:6380"}).store_url == "rediss://h:6380"
+    aliased = AppConfig.from_env({"MODEL_URL": "https://x/m.pt", "MODEL_SHA256": "AB" * 32})
+    assert (aliased.model, aliased.model_sha256) == ("https://x/m.pt", "ab" * 32)
 
 
 def test_secrets_are_not_in_the_repr():
