@@ -81,6 +81,8 @@ class AppConfig:
         for name, alias in (("store_url", "REDIS_URL"), ("model", "MODEL_URL"), ("model_sha256", "MODEL_SHA256")):
             if name not in values and env.get(alias, "").strip():
                 values[name] = _parse(name, alias, env[alias].strip())
+                if alias == "REDIS_URL":
+                    values[name] = heroku_redis_url(values[name])
         config = cls(**values)
         config.check()
         return config
@@ -110,6 +112,15 @@ class AppConfig:
     @property
     def telegram_webhook_enabled(self) -> bool:
         return bool(self.telegram_token and self.telegram_webhook_secret)
+
+
+def heroku_redis_url(url: str) -> str:
+    """REDIS_URL as Heroku's Key-Value Store sets it, made usable: its TLS certificate is self-signed, so a
+    `rediss://` URL that says nothing about verification gets `ssl_cert_reqs=none` (Heroku's own advice;
+    the connection stays encrypted). Set TALKLIKE_STORE_URL to choose otherwise."""
+    if url.startswith("rediss://") and "ssl_cert_reqs" not in url:
+        return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
+    return url
 
 
 def _valid_telegram_secret(secret: str) -> bool:

@@ -45,7 +45,11 @@ def test_settings_come_from_the_environment():
     assert config.messenger_graph_url == "http://127.0.0.1:9/v1"
     assert config.store_url == "sqlite:///talklike.db"
     assert not config.messenger_enabled and not config.telegram_enabled  # absent settings: the platform is off
-    assert AppConfig.from_env({"REDIS_URL": "rediss://h:6380"}).store_url == "rediss://h:6380"
+    # Heroku's Key-Value Store: TLS with a self-signed certificate
+    assert AppConfig.from_env({"REDIS_URL": "rediss://h:6380"}).store_url == "rediss://h:6380?ssl_cert_reqs=none"
+    assert AppConfig.from_env({"REDIS_URL": "redis://h:6379"}).store_url == "redis://h:6379"
+    both = {"REDIS_URL": "rediss://h:6380", "TALKLIKE_STORE_URL": "rediss://h:6380"}
+    assert AppConfig.from_env(both).store_url == "rediss://h:6380"  # an explicit choice is kept
     aliased = AppConfig.from_env({"MODEL_URL": "https://x/m.pt", "MODEL_SHA256": "AB" * 32})
     assert (aliased.model, aliased.model_sha256) == ("https://x/m.pt", "ab" * 32)
 
