@@ -8,12 +8,17 @@ DEMO_DIR ?= demo
 
 .PHONY: install test lint demo clean test-services
 
-# Tests run a real redis-server; install it from Debian where missing (tests skip, saying why, without it).
+# Tests run a real redis-server and a real headless Chromium (the console's browser test); install them
+# from Debian where missing (their tests skip, saying why, without them).
 test-services:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || echo "could not install redis-server: its tests will be skipped"; \
 	  else echo "redis-server not found (install it, e.g. apt-get install redis-server): its tests will be skipped"; fi; }
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium: the console's browser test will be skipped"; \
+	  else echo "chromium not found (install it, e.g. apt-get install chromium): the console's browser test will be skipped"; fi; }
 
 # The venv is (re)built when pyproject.toml changes. torch is installed first and pinned so pip takes
 # the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
