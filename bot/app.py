@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -29,6 +30,7 @@ class Services:
     config: AppConfig
     engine: object  # bot.engine.Engine
     background: BackgroundTasks
+    closers: list[Callable[[], None]] = field(default_factory=list)  # adapters' own clean-up, run by close
 
     @property
     def default_persona(self) -> str:
@@ -36,7 +38,13 @@ class Services:
         return self.config.persona or self.engine.personas[0]
 
     def close(self) -> None:
+        """Finish background work, run the adapters' clean-up (newest first), stop the engine. Idempotent."""
         self.background.close()
+        while self.closers:
+            try:
+                self.closers.pop()()
+            except Exception:
+                log.exception("clean-up at shutdown failed")
         self.engine.close()
 
 
