@@ -29,11 +29,15 @@ def serve_command(args) -> int:
     from werkzeug.serving import make_server
 
     from bot.app import create_app, services_of
+    from bot.log_format import configure_logging
 
     env = dict(os.environ)
     overrides = {"TALKLIKE_MODEL": args.model, "PORT": None if args.port is None else str(args.port),
                  "TALKLIKE_STORE_URL": args.store, "TALKLIKE_PERSONA": args.persona, "TALKLIKE_PERSONAS": args.personas}
     env.update({k: v for k, v in overrides.items() if v is not None})
+    if getattr(args, "verbose", False):
+        env["TALKLIKE_LOG_LEVEL"] = "DEBUG"
+    configure_logging("INFO")  # one JSON line per event, as under gunicorn; create_app applies the level
     app = create_app(env)
     services = services_of(app)
     port = services.config.port
