@@ -40,6 +40,9 @@ test: install lint test-services
 TALKLIKE = $(VENV)/bin/talklike
 
 DEMO_MINUTES ?= 4
+# The demo ends in the web console; DEMO_UI=chat ends in the terminal chat instead.
+DEMO_UI ?= console
+DEMO_PORT ?= 8000
 PERSONAS = $(PY) -c "import json,sys; print('\n'.join(json.load(sys.stdin)['personas']))"
 
 # The whole path on generated data: exports in the real formats -> corpus -> model -> chat.
@@ -58,8 +61,15 @@ demo: install
 	@echo "== 6. samples for each persona"
 	@$(TALKLIKE) info $(DEMO_DIR)/model.pt --json | $(PERSONAS) | while read -r persona; do \
 	  echo "-- $$persona"; $(TALKLIKE) sample $(DEMO_DIR)/model.pt --persona "$$persona" -n 3 --seed 1; done
-	@echo "== 7. chat with a persona (/persona NAME switches, /help lists commands, Ctrl-D leaves)"
+	@echo "== 7. a scripted chat with Ada (one message per line in, one reply per line out)"
+	printf 'hi! are you coming tonight?\nwhat should we bring?\n' | $(TALKLIKE) chat $(DEMO_DIR)/model.pt --persona Ada
+ifeq ($(DEMO_UI),chat)
+	@echo "== 8. chat with a persona (/persona NAME switches, /help lists commands, Ctrl-D leaves)"
 	$(TALKLIKE) chat $(DEMO_DIR)/model.pt --persona Ada
+else
+	@echo "== 8. the web console: open the address below, pick a persona and chat (Ctrl-C stops)"
+	$(TALKLIKE) serve $(DEMO_DIR)/model.pt --port $(DEMO_PORT) --store sqlite:///$(DEMO_DIR)/talklike.db
+endif
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
