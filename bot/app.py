@@ -37,7 +37,8 @@ class Services:
         return self.config.persona or self.engine.personas[0]
 
     def close(self) -> None:
-        """Finish background work, run the adapters' clean-up (newest first), stop the engine. Idempotent."""
+        """Finish background work, run the adapters' clean-up (newest first: the Telegram loop finishes its
+        updates), then stop the engine. Idempotent."""
         self.background.close()
         while self.closers:
             try:
@@ -76,6 +77,7 @@ def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None)
     """The app. `config`: None reads the environment; a mapping is read as if it were the environment.
     `engine`: share an already loaded engine (tests); by default one is loaded from TALKLIKE_MODEL."""
     settings = load_config(config)
+    env = None if isinstance(config, AppConfig) else config  # the variables, for adapters' own settings
     if not logging.getLogger().handlers:
         configure_logging(settings.log_level)
     logging.getLogger("talklike").setLevel(settings.log_level)
@@ -93,9 +95,10 @@ def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None)
 
         app.register_blueprint(messenger_blueprint(services))
     if settings.telegram_webhook_enabled:
+        from bot.telegram.config import TelegramConfig
         from bot.telegram.webhook import make_blueprint as telegram_blueprint
 
-        app.register_blueprint(telegram_blueprint(services))
+        app.register_blueprint(telegram_blueprint(services, TelegramConfig.from_env(env)))
     if settings.console:
         from bot.console.blueprint import make_blueprint as console_blueprint
 

@@ -1,0 +1,158 @@
+"""The Telegram webhook inside the Flask app: `POST /telegram/webhook`.
+
+Telegram posts each update with the secret given to setWebhook in `X-Telegram-Bot-Api-Secret-Token`
+(403 if it does not match); the body must be a JSON object (400 otherwise). The update is handed to the
+python-telegram-bot Application, which runs on its own event loop in a background thread (one per
+process, started by the first update), and the request is answered 200 at once. Request threads touch
+that loop only through `asyncio.run_coroutine_threadsafe`, so gunicorn's threaded workers are fine.
+Telegram redelivers updates it thinks were lost; an update id seen before is answered 200 and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import threading
+
+from flask import Blueprint, abort, jsonify, request
+from telegram import Update
+from telegram.ext import Application
+
+from bot.telegram.config import TelegramConfig
+from bot.telegram.handlers import TelegramBot, build_application
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+DEDUPE_SECONDS = 24 * 3600  # Telegram keeps undelivered updates for 24 hours
+
+
+class TelegramUnavailable(Exception):
+    """The Application could not start (getMe failed: network down, token revoked)."""
+
+
+class WebhookRunner:
+    """The Application on an event loop in a daemon thread; `submit` hands it an update from any thread."""
+
+    def __init__(self, services, config: TelegramConfig | None = None, start_timeout: float = 30.0):
+        self.services = services
+        self.config = config or TelegramConfig.from_env()
+        TelegramBot(services.engine, services.default_persona, self.config)  # bad settings fail at start-up
+        self.start_timeout = start_timeout
+        self.application: Application | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self) -> Application:
+        """Start the loop thread and the Application (initialize: getMe; start) unless already running."""
+        with self._lock:
+            if self.application is not None:
+                return self.application
+            if self._closed:
+                raise TelegramUnavailable("the Telegram webhook is shut down")
+            c = self.services.config
+            application = build_application(self.services.engine, self.services.default_persona, c.telegram_token,
+                                            c.telegram_api_url, self.config, polling=False)
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="talklike-telegram", daemon=True)
+            thread.start()
+            try:
+                asyncio.run_coroutine_threadsafe(_start(application), loop).result(self.start_timeout)
+            except Exception as err:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join(5)
+                loop.close()
+                log.error("the Telegram bot could not start", extra={"error": f"{type(err).__name__}: {err}"})
+                raise TelegramUnavailable(str(err)) from err
+            self.application, self._loop, self._thread = application, loop, thread
+            log.info("Telegram bot started", extra={"bot": application.bot.username})
+            return application
+
+    def submit(self, data: dict) -> bool:
+        """Queue one update (a parsed JSON object) for the Application; False if it was a duplicate.
+        ValueError if it is not an update."""
+        application = self.start()
+        try:
+            update = Update.de_json(data, application.bot)
+        except Exception as err:  # de_json raises whatever a malformed field makes it raise
+            raise ValueError(f"not a Telegram update: {type(err).__name__}") from err
+        if update is None or not isinstance(update.update_id, int):
+            raise ValueError("not a Telegram update: no update_id")
+        if self.services.engine.store.seen(f"telegram:update:{application.bot.id}:{update.update_id}",
+                                           DEDUPE_SECONDS):
+            return False
+        asyncio.run_coroutine_threadsafe(application.update_queue.put(update), self._loop).result(5)
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Let updates in flight finish, stop the Application, end the loop thread (idempotent)."""
+        with self._lock:
+            self._closed = True
+            application, loop, thread = self.application, self._loop, self._thread
+            self.application = self._loop = self._thread = None
+        if application is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(_stop(application), loop).result(timeout)
+        except Exception as err:
+            log.warning("the Telegram bot did not stop cleanly", extra={"error": f"{type(err).__name__}: {err}"})
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if not thread.is_alive():
+            loop.close()
+
+
+async def _start(application: Application) -> None:
+    await application.initialize()
+    await application.start()
+
+
+async def _stop(application: Application) -> None:
+    await application.stop()
+    await application.shutdown()
+
+
+def make_blueprint(services, config: TelegramConfig | None = None) -> Blueprint:
+    """The webhook blueprint. Its runner is `runner_of(app)`; `close_runner(app)` stops it (Services.close)."""
+    runner = WebhookRunner(services, config)
+    secret = (services.config.telegram_webhook_secret or "").encode()
+    bp = Blueprint("telegram", __name__, url_prefix="/telegram")
+
+    @bp.record_once
+    def remember(state) -> None:
+        state.app.extensions["talklike.telegram"] = runner
+
+    services.closers.append(runner.close)  # Services.close stops the loop before the engine
+
+    @bp.post("/webhook")
+    def webhook():
+        """One update from Telegram: check the secret, parse, queue, answer 200."""
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
+        if not secret or not hmac.compare_digest(given, secret):
+            abort(403, description=f"missing or wrong {SECRET_HEADER}")
+        data = request.get_json(force=True, silent=True)
+        if not isinstance(data, dict):
+            abort(400, description="the body must be a JSON object (a Telegram update)")
+        try:
+            queued = runner.submit(data)
+        except ValueError as err:
+            abort(400, description=str(err))
+        except TelegramUnavailable:
+            abort(503, description="the Telegram bot is not running; Telegram will deliver the update again")
+        return jsonify(ok=True, duplicate=not queued)
+
+    return bp
+
+
+def runner_of(app) -> WebhookRunner | None:
+    return app.extensions.get("talklike.telegram")
+
+
+def close_runner(app) -> None:
+    """Stop the app's Telegram Application and its loop thread, if it has one."""
+    runner = runner_of(app)
+    if runner is not None:
+        runner.close()
