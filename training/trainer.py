@@ -535,7 +535,12 @@ def train(config: TrainConfig, resume: bool = False, should_stop: Callable[[int]
             torch.cuda.set_device(device)
         torch.distributed.init_process_group(backend)
     try:
-        return _train(config, resume, should_stop, dist, device)
+        result = _train(config, resume, should_stop, dist, device)
+        if dist.distributed:
+            # Leave together: rank 0 still writes the run when the others are done, and a gloo process whose
+            # peer tears the group down under it can abort ("terminate called without an active exception").
+            torch.distributed.barrier()
+        return result
     finally:
         if dist.distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
