@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from bot.app_config import AppConfig, ConfigError
 from bot.background import BackgroundTasks
+from bot.inbox import Inbox
 from bot.log_format import configure_logging
 
 log = logging.getLogger("talklike.app")
@@ -29,6 +30,7 @@ class Services:
     config: AppConfig
     engine: object  # bot.engine.Engine
     background: BackgroundTasks
+    inbox: Inbox  # webhook events acknowledged but not yet answered (recovered if a worker dies)
     closers: list[Callable[[], None]] = field(default_factory=list)  # adapters' own clean-up, run by close
 
     @property
@@ -39,6 +41,7 @@ class Services:
     def close(self) -> None:
         """Finish background work, run the adapters' clean-up (newest first: the Telegram loop finishes its
         updates), then stop the engine. Idempotent."""
+        self.inbox.close()
         self.background.close()
         while self.closers:
             try:
@@ -84,7 +87,10 @@ def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False
-    services = Services(settings, engine or build_engine(settings), BackgroundTasks(settings.background_threads))
+    engine = engine or build_engine(settings)
+    # An event's lease outlasts any reply (like the conversation lock's), so only a dead holder loses it early.
+    inbox = Inbox(engine.store, lease=max(120.0, 4 * settings.reply_timeout))
+    services = Services(settings, engine, BackgroundTasks(settings.background_threads), inbox)
     app.extensions["talklike"] = services
 
     from bot.health import health
@@ -103,6 +109,7 @@ def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None)
         from bot.console.blueprint import make_blueprint as console_blueprint
 
         app.register_blueprint(console_blueprint(services))
+    inbox.start()  # after the adapters registered what they recover
     _install_edge(app)
     log.info("app ready", extra={"messenger": settings.messenger_enabled, "telegram_webhook": settings.telegram_webhook_enabled,
                                  "console": settings.console, "personas": services.engine.personas,

@@ -256,3 +256,64 @@ def test_redis_restart_recovers(own_redis_server):
     np.testing.assert_array_equal(s.get("c").state, record(1).state)
     with s.lock("c", timeout=1):
         pass
+
+
+# --- the inbox, and holders that died ----------------------------------------------------------------
+def _dead_holder() -> str:
+    """The holder name a process of this machine had before it died (a killed gunicorn worker)."""
+    ctx = multiprocessing.get_context("spawn")
+    p = ctx.Process(target=time.sleep, args=(0,))
+    p.start()
+    p.join(30)
+    return f"{__import__('socket').gethostname()}/{p.pid}/deadbeef"
+
+
+def test_inbox_items_are_claimed_once_after_their_holder_dies_or_its_lease_ends(store):
+    from bot.stores.owner import process_owner
+
+    me, dead = process_owner(), _dead_holder()
+    a, b, c = key(), key(), key()
+    store.inbox_add(a, b"mine", me, lease=60)
+    store.inbox_add(b, b"orphan \xff", dead, lease=60)  # its holder was killed mid-reply
+    store.inbox_add(c, b"late", "elsewhere/1/x", lease=0.05)  # another machine's, lease about to end
+    assert store.inbox_claim(me, lease=60) == [(b, b"orphan \xff")]  # at once: the holder is dead
+    time.sleep(0.1)
+    assert store.inbox_claim(me, lease=60) == [(c, b"late")]  # after the lease
+    assert store.inbox_claim(me, lease=60) == []  # nothing claimed twice, own items not "recovered"
+    assert store.inbox_claim("other/2/y", lease=60) == []  # all held by a live holder now
+    for item in (a, b, c):
+        store.inbox_done(item)
+    time.sleep(0.01)
+    assert store.inbox_claim("other/2/y", lease=0) == []
+
+
+def test_concurrent_claims_hand_each_item_to_one_claimant(store):
+    dead = _dead_holder()
+    items = {key() for _ in range(20)}
+    for item in items:
+        store.inbox_add(item, item.encode(), dead, lease=60)
+    got: list[list] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=lambda k: got[k].extend(store.inbox_claim(f"c/{k}/z", 60)), args=(k,))
+               for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claimed = [item for g in got for item, _ in g]
+    assert sorted(claimed) == sorted(items)  # every item, once
+    for item in items:
+        store.inbox_done(item)
+
+
+def test_a_lock_held_by_a_dead_process_of_this_machine_is_taken_at_once(store, tmp_path):
+    if store.url.startswith("memory"):
+        pytest.skip("the memory store lives in one process: its locks die with it")
+    k, dead = key(), _dead_holder() + "/token"
+    if store.url.startswith("sqlite"):
+        store._connect().execute("INSERT INTO locks VALUES (?, ?, ?)", (k, dead, time.time() + 600))
+    else:
+        store._client.set("talklike:lock:" + k, dead, px=600_000)
+    started = time.monotonic()
+    with store.lock(k, timeout=5):
+        pass
+    assert time.monotonic() - started < 1  # not the 600 s lease

@@ -28,6 +28,7 @@ from bot.app import Services
 from bot.app_config import AppConfig, ConfigError
 from bot.background import BackgroundTasks
 from bot.engine import Engine, EngineConfig
+from bot.inbox import Inbox
 from bot.settings import SamplingSettings
 from bot.telegram.config import TelegramConfig, parse_author_map
 from bot.telegram.handlers import APOLOGY, NOT_TEXT
@@ -76,7 +77,7 @@ class Harness:
 
 def make_harness(engine, api, config: TelegramConfig):
     settings = AppConfig(telegram_token=TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=api.url)
-    services = Services(settings, engine, BackgroundTasks(1))
+    services = Services(settings, engine, BackgroundTasks(1), Inbox(engine.store, lease=120))
     app = Flask(__name__)
     app.register_blueprint(make_blueprint(services, config))
     return app, services
@@ -442,7 +443,7 @@ def test_the_sliding_window_waits_for_its_turn():
 
 def test_the_runner_stops_with_the_services(engine, api):
     settings = AppConfig(telegram_token=TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=api.url)
-    services = Services(settings, engine, BackgroundTasks(1))
+    services = Services(settings, engine, BackgroundTasks(1), Inbox(engine.store, lease=120))
     app = Flask(__name__)
     app.register_blueprint(make_blueprint(services, TelegramConfig(chat_interval=0)))
     h = Harness(app.test_client(), api, engine)

@@ -8,7 +8,8 @@ GET is the subscription handshake: `hub.mode=subscribe` with the right `hub.veri
 - 400 when the body is not JSON, or not shaped like a webhook call;
 - 404 when `object` is not "page" (Facebook's own sample does the same for other subscriptions).
 Then it answers 200 at once; new events are deduplicated through the store (`messenger:mid:<mid>`, a day,
-shared by every worker) and handled in the background, in order per user.
+shared by every worker), kept in the store's inbox until answered (a worker killed mid-reply leaves them
+for another: `bot/inbox.py`) and handled in the background, in order per user.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 
 from flask import Blueprint, Response, abort, request
 
-from bot.messenger.events import BadPayload, parse_events
+from bot.messenger.events import BadPayload, Event, event_from_bytes, event_to_bytes, parse_events
 from bot.messenger.handler import EventHandler
 from bot.messenger.ordering import UserQueues
 from bot.messenger.send_api import SendAPI
@@ -37,7 +38,17 @@ def make_blueprint(services) -> Blueprint:
     config = services.config
     handler = EventHandler(services, SendAPI(config.messenger_graph_url, config.messenger_page_token))
     services.closers.append(handler.send_api.close)
-    queues = UserQueues(services.background, handler.handle)
+    inbox = services.inbox
+
+    def handle(item: tuple[str, Event]) -> None:
+        item_id, event = item
+        try:
+            handler.handle(event)
+        finally:
+            inbox.done(item_id)
+
+    queues = UserQueues(services.background, handle)
+    inbox.register("messenger:", lambda item_id, payload: _requeue(queues, item_id, payload))
     store = services.engine.store
     bp = Blueprint("messenger", __name__, url_prefix="/messenger")
 
@@ -85,16 +96,24 @@ def make_blueprint(services) -> Blueprint:
                 continue
             try:
                 duplicate = store.seen(key, ttl=DEDUPE_TTL)
+                if not duplicate:
+                    inbox.add(key, event_to_bytes(event))
             except StoreError as err:  # 503: Facebook delivers the call again later, nothing is lost
                 log.error("messenger webhook: store unavailable", extra={"error": str(err)})
                 abort(503, "the conversation store is unavailable; retry later")
             if duplicate:
                 log.info("messenger redelivery dropped", extra={"what": event.what})
             else:
-                queues.put(event.psid, event)
+                queues.put(event.psid, (key, event))
         return Response("EVENT_RECEIVED", mimetype="text/plain")
 
     return bp
+
+
+def _requeue(queues: UserQueues, item_id: str, payload: bytes) -> None:
+    """An event recovered from a stopped worker's inbox: handle it like a new one."""
+    event = event_from_bytes(payload)
+    queues.put(event.psid, (item_id, event))
 
 
 def _read_body() -> bytes:

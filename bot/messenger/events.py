@@ -9,7 +9,8 @@ reactions, opt-ins and anything unknown (`what` says which, for the log).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 
 
 class BadPayload(ValueError):
@@ -41,6 +42,17 @@ class Event:
         # postbacks may carry no mid: the sender, the time and the payload identify them
         digest = hashlib.sha256(f"{self.psid}\n{self.timestamp}\n{self.payload}".encode()).hexdigest()[:32]
         return f"messenger:postback:{digest}"
+
+
+def event_to_bytes(event: Event) -> bytes:
+    """The event as kept in the inbox until answered."""
+    return json.dumps(asdict(event), ensure_ascii=False).encode("utf-8")
+
+
+def event_from_bytes(data: bytes) -> Event:
+    fields = json.loads(data)
+    fields["attachments"] = tuple(fields.get("attachments", ()))
+    return Event(**fields)
 
 
 def parse_events(body: object) -> list[Event]:

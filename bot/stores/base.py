@@ -1,8 +1,11 @@
 """The conversation store interface every backend implements, and its errors.
 
 A store keeps one `ConversationRecord` per conversation key (`platform:chat_id`), serializes replies
-within a conversation with `lock()` (across processes where the backend is shared), and offers an atomic
-`seen()` used to drop retried webhook deliveries.
+within a conversation with `lock()` (across processes where the backend is shared), offers an atomic
+`seen()` used to drop retried webhook deliveries, and an *inbox*: webhook events acknowledged to the
+platform but not yet answered. An event is added before the platform hears 200 and removed once handled;
+if its process dies in between, another one claims it (`inbox_claim`) and answers it, so a crash loses
+no reply.
 """
 
 from __future__ import annotations
@@ -79,6 +82,19 @@ class Store(ABC):
     @abstractmethod
     def seen(self, message_id: str, ttl: float) -> bool:
         """Atomically mark `message_id` as seen for `ttl` seconds; True if it already was (a duplicate)."""
+
+    @abstractmethod
+    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> None:
+        """Keep an event to be handled by `owner`, who has `lease` seconds before others may claim it."""
+
+    @abstractmethod
+    def inbox_done(self, item_id: str) -> None:
+        """The event is handled (answered, or given up on): forget it."""
+
+    @abstractmethod
+    def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+        """Take over, for `owner`, events whose holder's lease expired or whose holder is dead
+        (`bot.stores.owner.is_dead`); each is handed to one claimant only."""
 
     @abstractmethod
     def ping(self) -> None:

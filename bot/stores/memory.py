@@ -7,6 +7,7 @@ import time
 
 from bot.stores.base import Store, check_key
 from bot.stores.local_locks import LocalKeyLocks
+from bot.stores.owner import is_dead
 from bot.stores.record import ConversationRecord
 
 
@@ -18,6 +19,7 @@ class MemoryStore(Store):
         self._mutex = threading.Lock()
         self._records: dict[str, bytes] = {}
         self._seen: dict[str, float] = {}  # message id -> expiry (monotonic)
+        self._inbox: dict[str, tuple[bytes, str, float]] = {}  # item id -> (payload, owner, expiry (wall))
         self._locks = LocalKeyLocks()
 
     def get(self, conversation: str) -> ConversationRecord | None:
@@ -52,6 +54,25 @@ class MemoryStore(Store):
                 self._seen = {k: v for k, v in self._seen.items() if v > now}
             self._seen[message_id] = now + ttl
             return False
+
+    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> None:
+        with self._mutex:
+            self._inbox[check_key(item_id)] = (bytes(payload), owner, time.time() + lease)
+
+    def inbox_done(self, item_id: str) -> None:
+        with self._mutex:
+            self._inbox.pop(item_id, None)
+
+    def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+        now, claimed = time.time(), []
+        with self._mutex:
+            for item_id, (payload, holder, expiry) in list(self._inbox.items()):
+                if len(claimed) >= limit:
+                    break
+                if holder != owner and (expiry < now or is_dead(holder)):
+                    self._inbox[item_id] = (payload, owner, now + lease)
+                    claimed.append((item_id, payload))
+        return claimed
 
     def ping(self) -> None:
         return None

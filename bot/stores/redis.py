@@ -1,14 +1,15 @@
 """`RedisStore`: conversation memory shared by several processes or machines (`redis://`, `rediss://`).
 
 The conversation lock is `SET key token NX PX lease`, released by a Lua compare-and-delete so a holder
-whose lease expired cannot free someone else's lock. Connection failures surface as `StoreUnavailable`
+whose lease expired cannot free someone else's lock; a holder on this machine whose process died is
+freed at once (same compare-and-delete). The inbox is a hash of payloads, a hash of holders and a sorted
+set of lease expiries; a claim is a Lua compare-and-set on the holder. Connection failures surface as `StoreUnavailable`
 naming the URL without its password; the client reconnects by itself once the server is back.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -28,6 +29,7 @@ from bot.stores.base import (
     check_key,
     redact_url,
 )
+from bot.stores.owner import holder_token, is_dead
 from bot.stores.record import ConversationRecord, RecordError
 
 T = TypeVar("T")
@@ -37,6 +39,18 @@ SOCKET_TIMEOUT_S = 5.0
 POLL_S = (0.002, 0.05)
 # Delete the lock only if it still holds our token (atomic on the server).
 RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+# Reassign an inbox item if its holder is still the one we saw; returns the payload, or nil if we lost.
+CLAIM_LUA = """
+if redis.call('hget', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('hset', KEYS[2], ARGV[1], ARGV[3])
+  redis.call('zadd', KEYS[3], ARGV[4], ARGV[1])
+  return redis.call('hget', KEYS[1], ARGV[1])
+end
+return false
+"""
+INBOX = (PREFIX + "inbox:payload", PREFIX + "inbox:owner", PREFIX + "inbox:lease")
 
 
 class RedisStore(Store):
@@ -57,6 +71,7 @@ class RedisStore(Store):
         except ValueError as err:
             raise BadStoreURL(f"bad redis URL {self.url}: {err}") from err
         self._release_script = self._client.register_script(RELEASE_LUA)
+        self._claim_script = self._client.register_script(CLAIM_LUA)
 
     def _run(self, fn: Callable[[redis.Redis], T]) -> T:
         try:
@@ -85,10 +100,14 @@ class RedisStore(Store):
         return bool(self._run(lambda r: r.delete(key)))
 
     def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
-        key, token = PREFIX + "lock:" + conversation, uuid.uuid4().hex
+        key, token = PREFIX + "lock:" + conversation, holder_token()
         deadline = time.monotonic() + timeout
         delay = POLL_S[0]
         while not self._run(lambda r: r.set(key, token, nx=True, px=max(1, int(lease * 1000)))):
+            holder = self._run(lambda r: r.get(key))
+            if holder is not None and is_dead(holder.decode("utf-8", "replace")):
+                self._run(lambda r, h=holder: self._release_script(keys=[key], args=[h], client=r))
+                continue
             if time.monotonic() + delay > deadline:
                 raise LockTimeout(f"conversation lock not free after {timeout:g} s")
             time.sleep(delay)
@@ -103,6 +122,41 @@ class RedisStore(Store):
         key = PREFIX + "seen:" + check_key(message_id)
         created = self._run(lambda r: r.set(key, b"1", nx=True, px=max(1, int(ttl * 1000))))
         return not created
+
+    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> None:
+        item = check_key(item_id)
+
+        def add(r: redis.Redis) -> None:
+            with r.pipeline(transaction=True) as pipe:  # MULTI/EXEC: all three or none
+                pipe.hset(INBOX[0], item, payload).hset(INBOX[1], item, owner).zadd(INBOX[2], {item: time.time() + lease})
+                pipe.execute()
+
+        self._run(add)
+
+    def inbox_done(self, item_id: str) -> None:
+        def done(r: redis.Redis) -> None:
+            with r.pipeline(transaction=True) as pipe:
+                pipe.hdel(INBOX[0], item_id).hdel(INBOX[1], item_id).zrem(INBOX[2], item_id)
+                pipe.execute()
+
+        self._run(done)
+
+    def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+        now = time.time()
+        holders = self._run(lambda r: r.hgetall(INBOX[1]))
+        expiries = dict(self._run(lambda r: r.zrange(INBOX[2], 0, -1, withscores=True)))
+        claimed = []
+        for raw_id, raw_holder in holders.items():
+            if len(claimed) >= limit:
+                break
+            holder = raw_holder.decode("utf-8", "replace")
+            if holder == owner or (expiries.get(raw_id, 0.0) >= now and not is_dead(holder)):
+                continue
+            payload = self._run(lambda r, i=raw_id, h=raw_holder: self._claim_script(
+                keys=list(INBOX), args=[i, h, owner, now + lease], client=r))
+            if payload is not None:
+                claimed.append((raw_id.decode("utf-8", "replace"), bytes(payload)))
+        return claimed
 
     def ping(self) -> None:
         self._run(lambda r: r.ping())

@@ -1,9 +1,10 @@
 """`SQLiteStore`: the embedded default — one file, survives restarts, shared by worker processes.
 
 Every write is one SQLite transaction (WAL journal), so a crash mid-write leaves the previous record.
-The conversation lock is a row in a `locks` table with an owner token and an expiry (a crashed holder
-blocks others for at most its lease), taken with one atomic upsert; within a process, threads queue on a
-condition first so only one of them polls the table.
+The conversation lock is a row in a `locks` table with an owner token and an expiry, taken with one
+atomic upsert; a holder whose process died (one machine: the pid tells) is taken over at once, and any
+other holder blocks for at most its lease. Within a process, threads queue on a condition first so only
+one of them polls the table. The inbox is a table too; claims are compare-and-set updates.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
 from bot.stores.base import LockTimeout, Store, StoreError, StoreUnavailable, check_key
 from bot.stores.local_locks import LocalKeyLocks
+from bot.stores.owner import holder_token, is_dead
 from bot.stores.record import ConversationRecord, RecordError
 
 T = TypeVar("T")
@@ -26,6 +27,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, data BLOB NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, payload BLOB NOT NULL, owner TEXT NOT NULL,
+                                  expires REAL NOT NULL);
 """
 BUSY_TIMEOUT_S = 10.0  # how long one statement waits for another process's write transaction
 POLL_S = (0.002, 0.05)  # lock polling interval: first, cap (doubling in between)
@@ -94,6 +97,16 @@ class SQLiteStore(Store):
 
     # -- lock ---------------------------------------------------------------------------------------
     def _try_lock(self, key: str, owner: str, lease: float) -> bool:
+        if self._lock_once(key, owner, lease):
+            return True
+        # Held: by a process of this machine that died? Then free it (only if still that holder's) and retry.
+        row = self._run(lambda c: c.execute("SELECT owner FROM locks WHERE key = ?", (key,)).fetchone())
+        if row is not None and is_dead(row[0]):
+            self._run(lambda c: c.execute("DELETE FROM locks WHERE key = ? AND owner = ?", (key, row[0])))
+            return self._lock_once(key, owner, lease)
+        return False
+
+    def _lock_once(self, key: str, owner: str, lease: float) -> bool:
         now = time.time()
         # One statement, hence atomic: insert, or take over a row whose lease has expired.
         cur = self._run(
@@ -109,7 +122,7 @@ class SQLiteStore(Store):
     def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
         deadline = time.monotonic() + timeout
         self._locks.acquire(conversation, deadline, timeout)
-        owner = f"{os.getpid()}:{uuid.uuid4().hex}"
+        owner = holder_token()
         delay = POLL_S[0]
         try:
             while not self._try_lock(conversation, owner, lease):
@@ -143,6 +156,34 @@ class SQLiteStore(Store):
             return cur.rowcount == 0
 
         return self._run(mark)
+
+    # -- inbox --------------------------------------------------------------------------------------
+    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> None:
+        key = check_key(item_id)
+        self._run(lambda c: c.execute("INSERT OR REPLACE INTO inbox (id, payload, owner, expires) VALUES (?, ?, ?, ?)",
+                                      (key, sqlite3.Binary(payload), owner, time.time() + lease)))
+
+    def inbox_done(self, item_id: str) -> None:
+        self._run(lambda c: c.execute("DELETE FROM inbox WHERE id = ?", (item_id,)))
+
+    def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+        now = time.time()
+        rows = self._run(lambda c: c.execute("SELECT id, owner, expires FROM inbox WHERE owner != ?",
+                                             (owner,)).fetchall())
+        claimed = []
+        for item_id, holder, expires in rows:
+            if len(claimed) >= limit:
+                break
+            if expires >= now and not is_dead(holder):
+                continue
+            # Compare-and-set: only one claimant wins an item, whoever else looks at the same time.
+            cur = self._run(lambda c, i=item_id, h=holder: c.execute(
+                "UPDATE inbox SET owner = ?, expires = ? WHERE id = ? AND owner = ?", (owner, now + lease, i, h)))
+            if cur.rowcount == 1:
+                row = self._run(lambda c, i=item_id: c.execute("SELECT payload FROM inbox WHERE id = ?", (i,)).fetchone())
+                if row is not None:
+                    claimed.append((item_id, bytes(row[0])))
+        return claimed
 
     def ping(self) -> None:
         self._run(lambda c: c.execute("SELECT 1").fetchone())

@@ -6,12 +6,16 @@ python-telegram-bot Application, which runs on its own event loop in a backgroun
 process, started by the first update), and the request is answered 200 at once. Request threads touch
 that loop only through `asyncio.run_coroutine_threadsafe`, so gunicorn's threaded workers are fine.
 Telegram redelivers updates it thinks were lost; an update id seen before is answered 200 and dropped.
+A new update is kept in the store's inbox until handled, so one that a killed worker was answering is
+recovered by another (`bot/inbox.py`); closing waits for the updates in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hmac
+import json
 import logging
 import threading
 
@@ -45,6 +49,8 @@ class WebhookRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._in_flight: set[concurrent.futures.Future] = set()
+        services.inbox.register("telegram:", self._recover)
 
     def start(self) -> Application:
         """Start the loop thread and the Application (initialize: getMe; start) unless already running."""
@@ -81,11 +87,30 @@ class WebhookRunner:
             raise ValueError(f"not a Telegram update: {type(err).__name__}") from err
         if update is None or not isinstance(update.update_id, int):
             raise ValueError("not a Telegram update: no update_id")
-        if self.services.engine.store.seen(f"telegram:update:{application.bot.id}:{update.update_id}",
-                                           DEDUPE_SECONDS):
+        item_id = f"telegram:update:{application.bot.id}:{update.update_id}"
+        if self.services.engine.store.seen(item_id, DEDUPE_SECONDS):
             return False
-        asyncio.run_coroutine_threadsafe(application.update_queue.put(update), self._loop).result(5)
+        self.services.inbox.add(item_id, json.dumps(data, ensure_ascii=False).encode("utf-8"))
+        self._dispatch(application, update, item_id)
         return True
+
+    def _recover(self, item_id: str, payload: bytes) -> None:
+        """An update a stopped worker had acknowledged but not answered."""
+        application = self.start()
+        self._dispatch(application, Update.de_json(json.loads(payload), application.bot), item_id)
+
+    def _dispatch(self, application: Application, update: Update, item_id: str) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._process(application, update, item_id), self._loop)
+        with self._lock:
+            self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+
+    async def _process(self, application: Application, update: Update, item_id: str) -> None:
+        # Through the update processor, so PTB's concurrency limit holds as for queued updates.
+        try:
+            await application.update_processor.process_update(update, application.process_update(update))
+        finally:
+            await asyncio.to_thread(self.services.inbox.done, item_id)
 
     def close(self, timeout: float = 30.0) -> None:
         """Let updates in flight finish, stop the Application, end the loop thread (idempotent)."""
@@ -95,6 +120,9 @@ class WebhookRunner:
             self.application = self._loop = self._thread = None
         if application is None:
             return
+        with self._lock:
+            in_flight = list(self._in_flight)
+        concurrent.futures.wait(in_flight, timeout)  # graceful: updates being answered finish first
         try:
             asyncio.run_coroutine_threadsafe(_stop(application), loop).result(timeout)
         except Exception as err:

@@ -1,0 +1,49 @@
+"""Who holds a lock or an inbox item: `host/pid/nonce`, and whether that holder is known to be dead.
+
+A holder on this machine whose process is gone is dead at once (a gunicorn worker killed mid-reply), so
+what it held is taken over without waiting for its lease. A holder on another machine is never judged
+here: its lease decides.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+_owner: tuple[int, str] | None = None
+
+
+def process_owner() -> str:
+    """This process's holder name (recomputed after a fork, when the pid changes)."""
+    global _owner
+    pid = os.getpid()
+    if _owner is None or _owner[0] != pid:
+        _owner = (pid, f"{socket.gethostname()}/{pid}/{uuid.uuid4().hex[:12]}")
+    return _owner[1]
+
+
+def holder_token() -> str:
+    """A fresh token for one lock hold, naming this process."""
+    return f"{process_owner()}/{uuid.uuid4().hex}"
+
+
+def is_dead(holder: str) -> bool:
+    """True only for a holder on this machine whose process no longer exists (or is a zombie)."""
+    parts = holder.split("/")
+    if len(parts) < 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return not holder.startswith(process_owner())  # an earlier process that had our pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    try:  # a killed child not yet reaped by its parent is dead too
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
