@@ -10,67 +10,34 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 from fake_bot_api import TOKEN as TELEGRAM_TOKEN
 from fake_bot_api import FakeBotAPI, message, private_chat, update, user, wait_until
 from fake_graph import FakeGraph, facebook_json, message_event, sign, webhook
+from gunicorn_server import GunicornServer
 
 from bot.stores import open_store
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET, PAGE, TG_SECRET = "app-secret", "PAGE-TOKEN", "tg-secret_2"
 
 
-class Server:
-    """gunicorn as the Procfile runs it, one worker, over one sqlite file."""
+class Server(GunicornServer):
+    """One worker over one sqlite file, with both webhooks on."""
 
     def __init__(self, artifact: Path, db: Path, graph: FakeGraph, bot_api: FakeBotAPI, workdir: Path):
-        self.port, self.db = free_port(), db
-        self.env = {**os.environ, "PORT": str(self.port), "TALKLIKE_MODEL": str(artifact), "WEB_CONCURRENCY": "1",
-                    "TALKLIKE_STORE_URL": f"sqlite:///{db}", "TALKLIKE_TORCH_THREADS": "1",
-                    "TALKLIKE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "TALKLIKE_CONSOLE": "0",
-                    "MESSENGER_VERIFY_TOKEN": "v", "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_TOKEN": PAGE,
-                    "MESSENGER_GRAPH_URL": graph.url, "TELEGRAM_TOKEN": TELEGRAM_TOKEN,
-                    "TELEGRAM_WEBHOOK_SECRET": TG_SECRET, "TELEGRAM_API_URL": bot_api.url,
-                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        self.workdir, self.proc = workdir, None
-
-    def start(self) -> Server:
-        self.proc = subprocess.Popen(["gunicorn", "bot.app:create_app()", "-c", "python:bot.gunicorn_conf"],
-                                     cwd=self.workdir, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
-        wait_until(lambda: self.proc.poll() is not None or self.ready(), timeout=60, what="gunicorn ready")
-        assert self.proc.poll() is None, self.proc.stderr.read()
-        return self
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        super().__init__({"TALKLIKE_MODEL": str(artifact), "WEB_CONCURRENCY": "1", "TALKLIKE_STORE_URL": f"sqlite:///{db}",
+                          "TALKLIKE_CONSOLE": "0", "MESSENGER_VERIFY_TOKEN": "v", "MESSENGER_APP_SECRET": SECRET,
+                          "MESSENGER_PAGE_TOKEN": PAGE, "MESSENGER_GRAPH_URL": graph.url,
+                          "TELEGRAM_TOKEN": TELEGRAM_TOKEN, "TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
+                          "TELEGRAM_API_URL": bot_api.url}, workdir)
+        self.db = db
 
     def worker(self) -> int:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        assert len(children) == 1
-        return int(children[0])
-
-    def post(self, path: str, raw: bytes, headers: dict) -> int:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=raw,
-                                         headers={"Content-Type": "application/json", **headers})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status
-        except urllib.error.HTTPError as err:
-            return err.code
+        [pid] = self.workers()
+        return pid
 
     def messenger(self, psid: str, text: str, mid: str) -> int:
         raw = facebook_json(webhook(message_event(psid, text, mid=mid)))
@@ -83,12 +50,6 @@ class Server:
     def inbox_owners(self) -> list[str]:
         with sqlite3.connect(self.db) as conn:
             return [row[0] for row in conn.execute("SELECT owner FROM inbox")]
-
-    def stop(self) -> int:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        code = self.proc.wait(timeout=60)
-        return code
 
 
 @pytest.fixture
@@ -134,7 +95,7 @@ def test_sigterm_lets_replies_in_flight_finish(tiny_artifact, tmp_path, fakes):
         with store.lock("messenger:u2", timeout=5):
             assert server.messenger("u2", "still there?", mid="m-term-1") == 200
             wait_until(lambda: server.inbox_owners(), what="the event in the inbox")
-            os.killpg(server.proc.pid, signal.SIGTERM)  # graceful stop while the reply waits
+            os.killpg(server.proc.pid, signal.SIGTERM)  # a graceful stop while the reply waits
             time.sleep(1.0)
         assert server.proc.wait(timeout=60) == 0
         assert len(graph.texts("u2")) == 1 and server.inbox_owners() == []
