@@ -170,7 +170,11 @@ class FakeBotAPI:
         answer = getattr(self, f"_api_{method}", None)
         if answer is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
-        return 200, {"ok": True, "result": answer(call.params)}
+        try:
+            return 200, {"ok": True, "result": answer(call.params)}
+        except (KeyError, TypeError, ValueError) as err:  # a missing or malformed parameter, as Telegram answers it
+            call.params["ok"] = False
+            return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {type(err).__name__}: {err}"}
 
     def _api_getMe(self, params):  # noqa: N802
         return {"id": self.bot_id, "is_bot": True, "first_name": "Talklike Test", "username": self.username,

@@ -72,6 +72,7 @@ class Call:
     query: dict[str, str]
     json: dict | None
     status: int = 200
+    at: float = field(default_factory=time.monotonic)  # when the fake answered it (time.monotonic())
 
     @property
     def recipient(self) -> str | None:

@@ -78,8 +78,12 @@ def make_blueprint(services) -> Blueprint:
             abort(403, "bad or missing X-Hub-Signature-256")
         try:
             body = json.loads(raw)
+            # \ud800-style escapes decode to lone surrogates, which no store or log can encode
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
         except (ValueError, RecursionError):
             abort(400, "the body is not JSON")
+        except UnicodeEncodeError:
+            abort(400, "the body holds text that is not valid Unicode (a lone surrogate)")
         if not isinstance(body, dict):
             abort(400, "the body is not a JSON object")
         if body.get("object") != "page":

@@ -20,7 +20,7 @@ from bot.engine import EmptyMessage
 from bot.log_format import log_text
 from bot.messenger.events import Event
 from bot.messenger.send_api import MAX_QUICK_REPLIES, SendAPI, SendError, quick_reply
-from bot.stores.base import LockTimeout
+from bot.stores.base import StoreError
 from talklike.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class EventHandler:
         try:
             reply = self.engine.reply(event.conversation, self.persona_of(event.conversation), text,
                                       settings=settings, timestamp=event.timestamp)
-        except (EngineError, LockTimeout) as err:
+        except (EngineError, StoreError) as err:  # busy, slow, or the store is down: never its text to users
             log.warning("engine could not answer", extra={"error": type(err).__name__, "user": user_tag(event.psid)})
             reply = BUSY
         except EmptyMessage:

@@ -42,6 +42,7 @@ from telegram.ext import (
 from bot.batching import EngineBusy, EngineTimeout
 from bot.engine import UnknownConversation
 from bot.log_format import log_text
+from bot.stores import StoreError
 from bot.telegram.config import TelegramConfig
 from bot.telegram.incoming import (
     AuthorMatcher,
@@ -90,6 +91,9 @@ def _answers_errors(handler):
     async def wrapper(self: TelegramBot, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
             await handler(self, update, context)
+        except StoreError as err:  # the store is down (its text is for the operator's log, not the chat)
+            log.warning("store unavailable", extra={"error": str(err)})
+            await self._tell(update, context, "I'm busy right now; try again in a moment.")
         except UserError as err:
             await self._tell(update, context, str(err))
         except EngineBusy:
@@ -210,12 +214,15 @@ class TelegramBot:
     async def persona_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A tap on the /persona keyboard."""
         query = update.callback_query
-        data = query.data[len("persona:") :]
-        persona = self.engine.personas[int(data[1:])] if data.startswith("#") else self._persona_named(data)
+        data = query.data[len("persona:") :] if isinstance(query.data, str) else ""
         message = query.message
-        if message is None or not hasattr(message, "chat"):
+        index = data[1:] if data.startswith("#") else None
+        stale = message is None or not hasattr(message, "chat") or not data or (
+            index is not None and not (index.isdigit() and int(index) < len(self.engine.personas)))
+        if stale:  # an old keyboard (the personas changed) or not one of ours
             await query.answer("This keyboard is too old; send /persona again.")
             return
+        persona = self.engine.personas[int(index)] if index is not None else self._persona_named(data)
         key = conversation_key(message.chat.id, topic_of(message) if hasattr(message, "is_topic_message") else None)
         await asyncio.to_thread(self.engine.configure, key, persona=persona)
         await query.answer(f"Now speaking as {persona}")
@@ -270,7 +277,10 @@ class TelegramBot:
     async def other_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A command that is not ours: for another bot (`/cmd@otherbot`) → ignored; unknown → told (private)."""
         message = update.message
-        word = (message.text or "").split()[0]
+        words = (message.text or "").split()
+        if not words:  # a command entity over blank text: nothing to answer
+            return
+        word = words[0]
         target = word.partition("@")[2]
         if target and target.lower() != (context.bot.username or "").lower():
             return
@@ -410,7 +420,9 @@ class TelegramBot:
         await self._reply(update, context, text)
 
 
-def _is_member(member: ChatMember) -> bool:
+def _is_member(member: ChatMember | None) -> bool:
+    if member is None:  # a malformed update
+        return False
     return member.status in MEMBER or (isinstance(member, ChatMemberRestricted) and member.is_member)
 
 

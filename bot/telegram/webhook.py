@@ -23,6 +23,7 @@ from flask import Blueprint, abort, jsonify, request
 from telegram import Update
 from telegram.ext import Application
 
+from bot.stores import StoreError
 from bot.telegram.config import TelegramConfig
 from bot.telegram.handlers import TelegramBot, build_application
 
@@ -87,6 +88,7 @@ class WebhookRunner:
             raise ValueError(f"not a Telegram update: {type(err).__name__}") from err
         if update is None or not isinstance(update.update_id, int):
             raise ValueError("not a Telegram update: no update_id")
+        _check_types(update)
         item_id = f"telegram:update:{application.bot.id}:{update.update_id}"
         if self.services.engine.store.seen(item_id, DEDUPE_SECONDS):
             return False
@@ -133,6 +135,37 @@ class WebhookRunner:
             loop.close()
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_types(update: Update) -> None:
+    """ValueError for the wrongly typed fields the handlers read (Telegram never sends them; a forger might)."""
+    member = update.my_chat_member
+    if member is not None and (member.chat is None or not isinstance(member.chat.type, str)):
+        raise ValueError("not a Telegram update: a membership change without its chat")
+    for who in (update.effective_chat, update.effective_user):
+        if who is None:
+            continue
+        if not _is_int(who.id):
+            raise ValueError("not a Telegram update: a chat or user id is not an integer")
+        for name in ("first_name", "last_name", "username", "title"):
+            value = getattr(who, name, None)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"not a Telegram update: a {name} is not text")
+    message = update.effective_message
+    if message is None or not hasattr(message, "text"):
+        return
+    if message.chat is None or not isinstance(message.chat.type, str):
+        raise ValueError("not a Telegram update: a message without its chat")
+    for name in ("text", "caption"):
+        if getattr(message, name) is not None and not isinstance(getattr(message, name), str):
+            raise ValueError(f"not a Telegram update: the message's {name} is not text")
+    for entity in tuple(message.entities or ()) + tuple(message.caption_entities or ()):
+        if not (isinstance(entity.type, str) and _is_int(entity.offset) and _is_int(entity.length)):
+            raise ValueError("not a Telegram update: a malformed message entity")
+
+
 async def _start(application: Application) -> None:
     await application.initialize()
     await application.start()
@@ -161,13 +194,19 @@ def make_blueprint(services, config: TelegramConfig | None = None) -> Blueprint:
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
         if not secret or not hmac.compare_digest(given, secret):
             abort(403, description=f"missing or wrong {SECRET_HEADER}")
-        data = request.get_json(force=True, silent=True)
+        try:
+            data = request.get_json(force=True, silent=True)
+        except RecursionError:  # nested deeper than the parser goes; `silent` only covers ValueError
+            data = None
         if not isinstance(data, dict):
             abort(400, description="the body must be a JSON object (a Telegram update)")
         try:
             queued = runner.submit(data)
         except ValueError as err:
             abort(400, description=str(err))
+        except StoreError as err:  # 503: Telegram delivers the update again later, nothing is lost
+            log.error("telegram webhook: store unavailable", extra={"error": str(err)})
+            abort(503, description="the conversation store is unavailable; retry later")
         except TelegramUnavailable:
             abort(503, description="the Telegram bot is not running; Telegram will deliver the update again")
         return jsonify(ok=True, duplicate=not queued)
