@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 TORCH_PIN ?= torch==2.13.0
+# PyPI's torch for Linux is the CUDA build (gigabytes); TORCH_INDEX=https://download.pytorch.org/whl/cpu takes
+# the CPU build from PyTorch's own index. (This project's build machines carry the CPU wheel locally.)
+TORCH_INDEX ?=
 DEMO_DIR ?= demo
 
 .PHONY: install test lint demo clean test-services
@@ -25,7 +28,7 @@ test-services:
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "$(TORCH_PIN)"
+	$(PIP) install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_PIN)"
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 

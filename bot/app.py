@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from bot.app_config import AppConfig, ConfigError
 from bot.background import BackgroundTasks
 from bot.inbox import Inbox
-from bot.log_format import configure_logging
+from bot.log_format import configure_logging, set_app_level
 
 log = logging.getLogger("talklike.app")
 
@@ -63,27 +63,30 @@ def build_engine(config: AppConfig):
     """Load the model named by TALKLIKE_MODEL into an engine over TALKLIKE_STORE_URL."""
     from bot.engine import Engine, EngineConfig
     from bot.model_source import resolve_model
+    from model.artifact import load_artifact
 
     if not config.model:
         raise ConfigError("TALKLIKE_MODEL is not set: give the path or URL of a model file written by `talklike export`")
-    path = resolve_model(config.model, config.model_sha256)
-    engine = Engine(str(path), EngineConfig(personas=config.personas, store_url=config.store_url,
-                                            timeout=config.reply_timeout, num_threads=config.torch_threads))
-    if config.persona and config.persona not in engine.personas:
-        engine.close()
+    artifact = load_artifact(str(resolve_model(config.model, config.model_sha256)))
+    allowed = config.personas or artifact.personas
+    if config.persona and (config.persona not in artifact.personas or config.persona not in allowed):
         raise ConfigError(f"TALKLIKE_PERSONA {config.persona!r} is not a persona of the model "
-                          f"(it has: {', '.join(engine.personas)})")
-    return engine
+                          f"(it has: {', '.join(p for p in artifact.personas if p in allowed)})")
+    return Engine(artifact, EngineConfig(personas=config.personas, store_url=config.store_url,
+                                         timeout=config.reply_timeout, num_threads=config.torch_threads))
 
 
 def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None) -> Flask:
     """The app. `config`: None reads the environment; a mapping is read as if it were the environment.
     `engine`: share an already loaded engine (tests); by default one is loaded from TALKLIKE_MODEL."""
+    from bot.telegram.config import TelegramConfig
+
     settings = load_config(config)
     env = None if isinstance(config, AppConfig) else config  # the variables, for adapters' own settings
+    telegram_settings = TelegramConfig.from_env(env)  # checked even with Telegram off: a typo is an error
     if not logging.getLogger().handlers:
         configure_logging(settings.log_level)
-    logging.getLogger("talklike").setLevel(settings.log_level)
+    set_app_level(settings.log_level)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False
@@ -101,10 +104,9 @@ def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None)
 
         app.register_blueprint(messenger_blueprint(services))
     if settings.telegram_webhook_enabled:
-        from bot.telegram.config import TelegramConfig
         from bot.telegram.webhook import make_blueprint as telegram_blueprint
 
-        app.register_blueprint(telegram_blueprint(services, TelegramConfig.from_env(env)))
+        app.register_blueprint(telegram_blueprint(services, telegram_settings))
     if settings.console:
         from bot.console.blueprint import make_blueprint as console_blueprint
 

@@ -33,6 +33,15 @@ def configure_logging(level: str = "INFO") -> None:
     logging.Formatter.converter = time.gmtime
 
 
+APP_LOGGERS = ("talklike", "bot")  # the app's own logger trees (modules log as bot.*, the app as talklike.*)
+
+
+def set_app_level(level: str) -> None:
+    """The level of the app's own loggers (TALKLIKE_LOG_LEVEL); libraries keep theirs."""
+    for name in APP_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
 def log_text() -> bool:
     """May message text be logged? Only when debug logging was asked for."""
-    return logging.getLogger("talklike").isEnabledFor(logging.DEBUG) or logging.getLogger().isEnabledFor(logging.DEBUG)
+    return any(logging.getLogger(name).isEnabledFor(logging.DEBUG) for name in APP_LOGGERS)

@@ -87,9 +87,35 @@ def test_the_app_refuses_to_start_without_a_usable_model(tmp_path):
         create_app({"TALKLIKE_MODEL": str(tmp_path / "missing.pt"), "TALKLIKE_STORE_URL": "memory://"})
 
 
-def test_a_default_persona_outside_the_model_is_refused(tiny_artifact):
+def test_a_default_persona_outside_the_model_is_refused_before_anything_is_written(tiny_artifact, tmp_path):
+    db = tmp_path / "t.db"
     with pytest.raises(ConfigError, match="TALKLIKE_PERSONA 'Zed'.*Alice, Bob"):
-        create_app({"TALKLIKE_MODEL": str(tiny_artifact), "TALKLIKE_STORE_URL": "memory://", "TALKLIKE_PERSONA": "Zed"})
+        create_app({"TALKLIKE_MODEL": str(tiny_artifact), "TALKLIKE_STORE_URL": f"sqlite:///{db}",
+                    "TALKLIKE_PERSONA": "Zed"})
+    assert not db.exists()
+    with pytest.raises(ConfigError, match="TALKLIKE_PERSONA 'Bob' is not in TALKLIKE_PERSONAS"):
+        create_app({"TALKLIKE_MODEL": str(tiny_artifact), "TALKLIKE_STORE_URL": "memory://",
+                    "TALKLIKE_PERSONAS": "Alice", "TALKLIKE_PERSONA": "Bob"})
+
+
+def test_an_unknown_telegram_setting_stops_the_start_even_with_telegram_off(tiny_artifact):
+    with pytest.raises(ConfigError, match="TELEGRAM_AUTHOR_MAPP"):
+        create_app({"TALKLIKE_MODEL": str(tiny_artifact), "TALKLIKE_STORE_URL": "memory://",
+                    "TELEGRAM_AUTHOR_MAPP": "a=Alice"})
+
+
+def test_debug_logging_lets_the_adapters_log_text(tiny_artifact, engine):
+    from bot.log_format import log_text
+
+    try:
+        create_app({"TALKLIKE_MODEL": str(tiny_artifact), "TALKLIKE_LOG_LEVEL": "DEBUG"}, engine=engine)
+        assert log_text() and logging.getLogger("bot.messenger.handler").isEnabledFor(logging.DEBUG)
+        create_app({"TALKLIKE_MODEL": str(tiny_artifact)}, engine=engine)
+        assert not log_text()
+    finally:
+        from bot.log_format import set_app_level
+
+        set_app_level("INFO")
 
 
 # --- health and the edge -----------------------------------------------------------------------------

@@ -180,10 +180,14 @@ def test_stats_prints_the_same_summary(tmp_path, capsys):
     _, imported, _ = import_json(capsys, tmp_path / "a.csv", "-o", tmp_path / "c.jsonl")
     assert main(["stats", str(tmp_path / "c.jsonl"), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    for key in ("messages", "authors", "conversations"):
+    for key in ("messages", "authors", "conversations", "conversation_messages"):
         assert stats[key] == imported[key]
+    assert sum(stats["conversation_messages"].values()) == stats["messages"]
     assert main(["stats", str(tmp_path / "c.jsonl")]) == 0
-    assert "Ada" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Ada" in out
+    for key, count in stats["conversation_messages"].items():  # the keys --exclude-conversation takes
+        assert any(line.split() == [key, str(count)] for line in out.splitlines())
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,8 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(handler=run_import_command)
 
-    stats = subparsers.add_parser("stats", help="summarize a corpus", description="Print the import summary of an existing corpus.")
+    stats = subparsers.add_parser("stats", help="summarize a corpus", description="Print the import summary of an existing corpus: authors, and every conversation key "
+                                                 "(for --exclude-conversation) with its message count.")
     stats.add_argument("corpus", help="corpus .jsonl written by talklike import")
     stats.add_argument("--json", action="store_true", help="print the summary as JSON")
     stats.set_defaults(handler=run_stats_command)
@@ -142,5 +143,5 @@ def run_stats_command(args) -> int:
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
-        print(render(summary))
+        print(render(summary, conversations=True))
     return 0

@@ -14,11 +14,12 @@ def summarize(messages: Iterable[Message], files: list[FileReport]) -> dict:
     by_author: Counter = Counter()
     chars: Counter = Counter()
     media: Counter = Counter()
-    conversations: set = set()
+    conversations: Counter = Counter()  # key -> text messages
     first = last = None
     for message in messages:
-        conversations.add(message.conversation)
+        conversations[message.conversation] += 0
         if message.kind == "text":
+            conversations[message.conversation] += 1
             by_author[message.author] += 1
             chars[message.author] += len(message.text)
         else:
@@ -33,14 +34,17 @@ def summarize(messages: Iterable[Message], files: list[FileReport]) -> dict:
         "authors": {name: by_author[name] for name in authors_sorted},
         "author_chars": {name: chars[name] for name in authors_sorted},
         "conversations": len(conversations),
+        # every conversation key (for --exclude-conversation) with its text messages, most first
+        "conversation_messages": dict(sorted(conversations.items(), key=lambda kv: (-kv[1], kv[0]))),
         "first_timestamp": first,
         "last_timestamp": last,
         "files": [report.to_json() for report in files],
     }
 
 
-def render(summary: dict, ignored: dict | None = None) -> str:
-    """A plain-text report: files, skipped reasons, authors."""
+def render(summary: dict, ignored: dict | None = None, conversations: bool = False) -> str:
+    """A plain-text report: files, skipped reasons, authors (and with `conversations`, every conversation
+    key with its message count)."""
     lines: list[str] = []
     files = summary["files"]
     if files:
@@ -74,6 +78,12 @@ def render(summary: dict, ignored: dict | None = None) -> str:
         lines.append(f"{'author':<{name_width}} {'messages':>9} {'characters':>11}")
         for name, count in summary["authors"].items():
             lines.append(f"{name[:40]:<{name_width}} {count:>9} {summary['author_chars'][name]:>11}")
+    if conversations and summary["conversation_messages"]:
+        lines.append("")
+        key_width = min(max(len(key) for key in summary["conversation_messages"]), 60)
+        lines.append(f"{'conversation':<{key_width}} {'messages':>9}")
+        for key, count in summary["conversation_messages"].items():
+            lines.append(f"{key:<{key_width}} {count:>9}")
     lines.append("")
     lines.append(
         f"{summary['messages']} text messages ({summary['media']} media) by {len(summary['authors'])} authors "

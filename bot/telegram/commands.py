@@ -81,11 +81,14 @@ def telegram_command(args) -> int:
     from telegram.error import TelegramError
 
     from bot.app import build_engine
+    from bot.log_format import configure_logging, set_app_level
     from bot.telegram.config import TelegramConfig
     from bot.telegram.handlers import ALLOWED_UPDATES, build_application
 
     config, env = _settings(args, {"TALKLIKE_MODEL": args.model, "TALKLIKE_STORE_URL": args.store,
                                    "TALKLIKE_PERSONA": args.persona, "TALKLIKE_PERSONAS": args.personas})
+    configure_logging("INFO")  # JSON lines, as the web app writes them
+    set_app_level("DEBUG" if getattr(args, "verbose", False) else config.log_level)
     telegram_config = TelegramConfig.from_env(env)
     engine = build_engine(config)
     try:
