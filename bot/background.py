@@ -17,14 +17,18 @@ class BackgroundTasks:
     def __init__(self, threads: int = 8, name: str = "talklike-bg"):
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._pending = 0
+        self._closed = False
         self._idle = threading.Condition()
 
-    def submit(self, fn, *args, **kwargs) -> Future:
-        """Run `fn(*args, **kwargs)` on a pool thread."""
+    def submit(self, fn, *args, **kwargs) -> Future | None:
+        """Run `fn(*args, **kwargs)` on a pool thread; None once closed (what is left for later, such as a
+        delayed retry, stays in the store's inbox for the next process)."""
         with self._idle:
+            if self._closed:
+                log.warning("background task dropped: shutting down", extra={"task": getattr(fn, "__qualname__", "?")})
+                return None
             self._pending += 1
-        future = self._pool.submit(self._run, fn, args, kwargs)
-        return future
+        return self._pool.submit(self._run, fn, args, kwargs)
 
     def _run(self, fn, args, kwargs):
         try:
@@ -49,4 +53,6 @@ class BackgroundTasks:
     def close(self, timeout: float = 30.0) -> None:
         """Finish what is in flight (up to `timeout`), then stop the threads."""
         self.wait_idle(timeout)
+        with self._idle:
+            self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -25,6 +25,9 @@ class Inbox:
     def __init__(self, store: Store, lease: float, interval: float = 2.0):
         self.store, self.lease, self.interval = store, lease, interval
         self._handlers: dict[str, Recover] = {}
+        self._undone: set[str] = set()  # answered, but the store was down when we said so: said again later
+        self._abandoned: dict[str, tuple[bytes, Callable[[str], bool]]] = {}  # kept, never handed out
+        self._undone_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -32,20 +35,63 @@ class Inbox:
         """Events whose id starts with `prefix` are recovered by `recover(item_id, payload)`."""
         self._handlers[prefix] = recover
 
-    def add(self, item_id: str, payload: bytes) -> None:
-        """Keep an event (StoreError if the store is down: answer the platform 503, it delivers again)."""
-        self.store.inbox_add(item_id, payload, process_owner(), self.lease)
+    def add(self, item_id: str, payload: bytes) -> bool:
+        """Keep an event; False if it is kept already (a redelivery while it is being answered). StoreError
+        if the store is down: answer the platform 503, it delivers again."""
+        return self.store.inbox_add(item_id, payload, process_owner(), self.lease)
+
+    def admit(self, item_id: str, payload: bytes, seen: Callable[[str], bool]) -> bool:
+        """Should a webhook event be handled? Kept first, then checked against the events answered before
+        (`seen`), so that no failure or crash between the two can lose it: a redelivery finds it kept."""
+        if not self.add(item_id, payload):
+            return False  # kept already: being answered, or left by a dead worker for recovery
+        try:
+            answered_before = seen(item_id)
+        except StoreError:
+            # Kept, but the platform hears 503 and its redelivery will find it kept: hand it out ourselves
+            # on the next recovery pass (not a lease later).
+            with self._undone_lock:
+                self._abandoned[item_id] = (payload, seen)
+            raise
+        if answered_before:
+            self.done(item_id)  # answered long ago: a late redelivery
+            return False
+        return True
 
     def done(self, item_id: str) -> None:
-        """The event is handled; a store error here is logged (the event may then be answered twice)."""
+        """The event is handled. If the store is down, this is said again on the next recovery pass (until
+        then the event is never claimed again by this process, so it is not answered twice)."""
         try:
             self.store.inbox_done(item_id)
         except StoreError as err:
-            log.warning("inbox: could not mark an event done", extra={"error": str(err)})
+            log.warning("inbox: could not mark an event done yet", extra={"error": str(err)})
+            with self._undone_lock:
+                self._undone.add(item_id)
+
+    def _take_abandoned(self) -> list[tuple[str, bytes]]:
+        """Events admission kept but could not finish checking (the store went down): check them now."""
+        with self._undone_lock:
+            pending = list(self._abandoned.items())
+        taken = []
+        for item_id, (payload, seen) in pending:
+            seen(item_id)  # marks it answered-to-be for later redeliveries; StoreError: next pass
+            with self._undone_lock:
+                self._abandoned.pop(item_id, None)
+            taken.append((item_id, payload))
+        return taken
+
+    def _flush_undone(self) -> None:
+        with self._undone_lock:
+            pending = list(self._undone)
+        for item_id in pending:
+            self.store.inbox_done(item_id)  # StoreError: still down, try on the next pass
+            with self._undone_lock:
+                self._undone.discard(item_id)
 
     def recover_now(self) -> int:
         """Claim orphaned events once and hand them to their adapters; how many were recovered."""
-        claimed = self.store.inbox_claim(process_owner(), self.lease)
+        self._flush_undone()  # before claiming: an answered event must not come back as an orphan
+        claimed = self._take_abandoned() + self.store.inbox_claim(process_owner(), self.lease)
         for item_id, payload in claimed:
             recover = next((fn for prefix, fn in self._handlers.items() if item_id.startswith(prefix)), None)
             if recover is None:  # an adapter this process does not run: its lease brings it back later

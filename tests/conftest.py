@@ -20,11 +20,13 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A throwaway redis-server (no persistence) in a temporary directory."""
+    """A throwaway redis-server in a temporary directory; no persistence unless `durable` (an append-only
+    file, synced at every write: a restart keeps everything, as a hosted Redis would)."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, durable: bool = False):
         self.workdir = workdir
         self.port = free_port()
+        self.durable = durable
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -33,8 +35,8 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.workdir),
+             *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import threading
+import time
 
 import pytest
 from fake_graph import FakeGraph, facebook_json, message_event, postback_event, sign, webhook
@@ -237,6 +239,30 @@ def test_a_store_that_is_down_gets_503_so_facebook_delivers_again(tiny_artifact,
         fb.send(body["entry"][0]["messaging"][0])  # the redelivery, once the store is back
         fb.wait()
         assert len(fake.texts("u1")) == 1
+    finally:
+        services_of(app).close()
+
+
+def test_a_reply_waits_for_a_store_that_went_down_instead_of_saying_busy(tiny_artifact, fake, own_redis_server):
+    from bot.stores import StoreUnavailable, open_store
+
+    app = make_app(tiny_artifact, fake, TALKLIKE_STORE_URL=own_redis_server.url)
+    try:
+        fb = Messenger(app, fake)
+        other = open_store(own_redis_server.url)
+        with contextlib.suppress(StoreUnavailable), other.lock("messenger:u1"):
+            # Another reply in progress: ours waits for the conversation, and then the store goes away.
+            fb.send(message_event("u1", "hello", mid="m_outage"))
+            time.sleep(0.3)
+            own_redis_server.stop()
+        time.sleep(0.5)
+        own_redis_server.start()
+        fb.wait()  # the retries (1 s, 2 s, ...) run on the background pool
+        assert fake.wait_for(lambda f: any(c.text for c in f.calls if c.recipient == "u1"), timeout=20)
+        time.sleep(1.5)  # a second answer would come now
+        [reply] = fake.texts("u1")
+        assert reply != BUSY
+        other.close()
     finally:
         services_of(app).close()
 

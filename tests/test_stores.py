@@ -317,3 +317,42 @@ def test_a_lock_held_by_a_dead_process_of_this_machine_is_taken_at_once(store, t
     with store.lock(k, timeout=5):
         pass
     assert time.monotonic() - started < 1  # not the 600 s lease
+
+
+def test_an_inbox_item_is_kept_once_and_a_lost_own_item_comes_back_after_its_lease(store):
+    from bot.inbox import Inbox
+    from bot.stores.owner import process_owner
+
+    me, k = process_owner(), key()
+    assert store.inbox_add(k, b"first", me, lease=0.05) is True
+    assert store.inbox_add(k, b"again", "other/1/x", lease=60) is False  # a redelivery in flight: unchanged
+    time.sleep(0.1)  # held past its lease by this very process: lost here, so it comes back
+    assert store.inbox_claim(me, lease=60) == [(k, b"first")]
+    store.inbox_done(k)
+    # Admission: kept first, then checked against what was answered before.
+    inbox, answered = Inbox(store, lease=60), {k}
+    assert inbox.admit(k, b"late redelivery", lambda i: i in answered) is False
+    assert store.inbox_claim("other/2/y", lease=0) == []  # and not left behind
+    fresh = key()
+    assert inbox.admit(fresh, b"new", lambda i: i in answered) is True
+    assert inbox.admit(fresh, b"new", lambda i: i in answered) is False  # while it is being answered
+    inbox.done(fresh)
+
+
+def test_a_lock_this_process_failed_to_release_is_taken_at_once(store):
+    from bot.stores.owner import holder_token
+
+    if store.url.startswith("memory"):
+        pytest.skip("the memory store's locks cannot fail to release")
+    k, leftover = key(), holder_token()  # ours, but nobody holds it any more (the store was down at release)
+    if store.url.startswith("sqlite"):
+        store._connect().execute("INSERT INTO locks VALUES (?, ?, ?)", (k, leftover, time.time() + 600))
+    else:
+        store._client.set("talklike:lock:" + k, leftover, px=600_000)
+    started = time.monotonic()
+    with store.lock(k, timeout=5):
+        # while it is held, a second taker in this process waits: a live hold is never stale
+        with pytest.raises(LockTimeout):
+            with open_store(store.url).lock(k, timeout=0.2):
+                pass
+    assert time.monotonic() - started < 2

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 
 from flask import Blueprint, Response, abort, request
 
@@ -30,6 +31,7 @@ from bot.stores import StoreError
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL = 86400.0  # seconds; Facebook retries a delivery for at most a day
+STORE_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds: an event met an unavailable store, tries again
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
@@ -40,12 +42,18 @@ def make_blueprint(services) -> Blueprint:
     services.closers.append(handler.send_api.close)
     inbox = services.inbox
 
-    def handle(item: tuple[str, Event]) -> None:
-        item_id, event = item
+    def handle(item: tuple[str, Event, int]) -> None:
+        item_id, event, attempt = item
+        finished = True
         try:
-            handler.handle(event)
+            finished = handler.handle(event, may_retry=attempt < len(STORE_RETRY_DELAYS))
         finally:
-            inbox.done(item_id)
+            if finished:
+                inbox.done(item_id)
+            else:  # the store is down: the event waits (in the inbox too, should this process stop)
+                timer = threading.Timer(STORE_RETRY_DELAYS[attempt], queues.put, (event.psid, (item_id, event, attempt + 1)))
+                timer.daemon = True
+                timer.start()
 
     queues = UserQueues(services.background, handle)
     inbox.register("messenger:", lambda item_id, payload: _requeue(queues, item_id, payload))
@@ -99,16 +107,14 @@ def make_blueprint(services) -> Blueprint:
                 log.info("messenger event ignored", extra={"what": event.what})
                 continue
             try:
-                duplicate = store.seen(key, ttl=DEDUPE_TTL)
-                if not duplicate:
-                    inbox.add(key, event_to_bytes(event))
+                duplicate = not inbox.admit(key, event_to_bytes(event), lambda k: store.seen(k, ttl=DEDUPE_TTL))
             except StoreError as err:  # 503: Facebook delivers the call again later, nothing is lost
                 log.error("messenger webhook: store unavailable", extra={"error": str(err)})
                 abort(503, "the conversation store is unavailable; retry later")
             if duplicate:
                 log.info("messenger redelivery dropped", extra={"what": event.what})
             else:
-                queues.put(event.psid, (key, event))
+                queues.put(event.psid, (key, event, 0))
         return Response("EVENT_RECEIVED", mimetype="text/plain")
 
     return bp
@@ -117,7 +123,7 @@ def make_blueprint(services) -> Blueprint:
 def _requeue(queues: UserQueues, item_id: str, payload: bytes) -> None:
     """An event recovered from a stopped worker's inbox: handle it like a new one."""
     event = event_from_bytes(payload)
-    queues.put(event.psid, (item_id, event))
+    queues.put(event.psid, (item_id, event, 0))
 
 
 def _read_body() -> bytes:

@@ -20,7 +20,7 @@ from bot.engine import EmptyMessage
 from bot.log_format import log_text
 from bot.messenger.events import Event
 from bot.messenger.send_api import MAX_QUICK_REPLIES, SendAPI, SendError, quick_reply
-from bot.stores.base import StoreError
+from bot.stores.base import StoreError, StoreUnavailable
 from talklike.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,9 @@ class EventHandler:
         self.engine = services.engine
         self.send_api = send_api
 
-    def handle(self, event: Event) -> None:
-        """Act on one event (runs on a background thread, one event at a time per user)."""
+    def handle(self, event: Event, may_retry: bool = False) -> bool:
+        """Act on one event (runs on a background thread, one event at a time per user). False when the
+        store was unavailable and `may_retry`: nothing was sent, try the event again later."""
         log.info("messenger event", extra={"what": event.what, "user": user_tag(event.psid)})
         if log_text():
             log.debug("messenger event text", extra={"text": event.text, "payload": event.payload})
@@ -63,9 +64,16 @@ class EventHandler:
         except SendError as err:
             log.warning("messenger reply not delivered", extra={"error": str(err), "status": err.status,
                                                                 "code": err.code, "user": user_tag(event.psid)})
+        except StoreUnavailable as err:  # down for now: the answer can wait until it is back
+            log.warning("messenger event waits for the store", extra={"error": str(err), "user": user_tag(event.psid),
+                                                                      "retry": may_retry})
+            if may_retry:
+                return False
+            self._try_send(event.psid, BUSY)
         except Exception:
             log.exception("messenger event failed", extra={"what": event.what, "user": user_tag(event.psid)})
             self._try_send(event.psid, APOLOGY)
+        return True
 
     # -- kinds of events ----------------------------------------------------------------------------
     def _text(self, event: Event) -> None:
@@ -134,7 +142,9 @@ class EventHandler:
         try:
             reply = self.engine.reply(event.conversation, self.persona_of(event.conversation), text,
                                       settings=settings, timestamp=event.timestamp)
-        except (EngineError, StoreError) as err:  # busy, slow, or the store is down: never its text to users
+        except StoreUnavailable:
+            raise  # `handle` decides: wait for the store, or say we are busy
+        except (EngineError, StoreError) as err:  # busy or slow (a lock held too long): never its text to users
             log.warning("engine could not answer", extra={"error": type(err).__name__, "user": user_tag(event.psid)})
             reply = BUSY
         except EmptyMessage:

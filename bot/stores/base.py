@@ -10,13 +10,17 @@ no reply.
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bot.stores.owner import hold, let_go
 from bot.stores.record import ConversationRecord
 from talklike.errors import UserError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a caller waits for a conversation's lock
 DEFAULT_LOCK_LEASE = 120.0  # seconds after which a lock of a crashed holder expires
@@ -84,8 +88,9 @@ class Store(ABC):
         """Atomically mark `message_id` as seen for `ttl` seconds; True if it already was (a duplicate)."""
 
     @abstractmethod
-    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> None:
-        """Keep an event to be handled by `owner`, who has `lease` seconds before others may claim it."""
+    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> bool:
+        """Keep an event to be handled by `owner`, who has `lease` seconds before others may claim it;
+        False (and nothing changed) if an event with this id is already kept."""
 
     @abstractmethod
     def inbox_done(self, item_id: str) -> None:
@@ -93,8 +98,8 @@ class Store(ABC):
 
     @abstractmethod
     def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
-        """Take over, for `owner`, events whose holder's lease expired or whose holder is dead
-        (`bot.stores.owner.is_dead`); each is handed to one claimant only."""
+        """Take over, for `owner`, events whose lease expired (its own too: held that long, they were lost)
+        or whose holder is dead (`bot.stores.owner.is_dead`); each is handed to one claimant only."""
 
     @abstractmethod
     def ping(self) -> None:
@@ -112,10 +117,15 @@ class Store(ABC):
         `lease` bounds how long a crashed holder can block others; keep the body shorter than it.
         """
         token = self._acquire(check_key(conversation), timeout, lease)
+        hold(str(token))
         try:
             yield
         finally:
-            self._release(conversation, token)
+            let_go(str(token))  # from here on a leftover of this token is stale, even if releasing fails
+            try:
+                self._release(conversation, token)
+            except StoreUnavailable as err:  # the holder is done: others may take the lock over now
+                log.warning("lock not released: store unavailable", extra={"error": str(err)})
 
     def __enter__(self) -> Store:
         return self

@@ -55,9 +55,12 @@ class MemoryStore(Store):
             self._seen[message_id] = now + ttl
             return False
 
-    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> None:
+    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> bool:
         with self._mutex:
-            self._inbox[check_key(item_id)] = (bytes(payload), owner, time.time() + lease)
+            if check_key(item_id) in self._inbox:
+                return False
+            self._inbox[item_id] = (bytes(payload), owner, time.time() + lease)
+            return True
 
     def inbox_done(self, item_id: str) -> None:
         with self._mutex:
@@ -69,7 +72,7 @@ class MemoryStore(Store):
             for item_id, (payload, holder, expiry) in list(self._inbox.items()):
                 if len(claimed) >= limit:
                     break
-                if holder != owner and (expiry < now or is_dead(holder)):
+                if expiry < now or (holder != owner and is_dead(holder)):
                     self._inbox[item_id] = (payload, owner, now + lease)
                     claimed.append((item_id, payload))
         return claimed

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 
 _owner: tuple[int, str] | None = None
+_held: set[str] = set()  # lock tokens this process holds now, whichever store object took them
+_held_mutex = threading.Lock()
 
 
 def process_owner() -> str:
@@ -26,6 +29,25 @@ def process_owner() -> str:
 def holder_token() -> str:
     """A fresh token for one lock hold, naming this process."""
     return f"{process_owner()}/{uuid.uuid4().hex}"
+
+
+def hold(token: str) -> None:
+    with _held_mutex:
+        _held.add(token)
+
+
+def let_go(token: str) -> None:
+    with _held_mutex:
+        _held.discard(token)
+
+
+def is_stale(holder: str) -> bool:
+    """Can a lock held under `holder` be taken over now? Its process died, or it is this process's own
+    token that no code holds any more (its release failed: the store was down at that moment)."""
+    if holder.startswith(process_owner() + "/"):
+        with _held_mutex:
+            return holder not in _held
+    return is_dead(holder)
 
 
 def is_dead(holder: str) -> bool:

@@ -29,7 +29,7 @@ from bot.stores.base import (
     check_key,
     redact_url,
 )
-from bot.stores.owner import holder_token, is_dead
+from bot.stores.owner import holder_token, is_dead, is_stale
 from bot.stores.record import ConversationRecord, RecordError
 
 T = TypeVar("T")
@@ -49,6 +49,13 @@ if redis.call('hget', KEYS[2], ARGV[1]) == ARGV[2] then
   return redis.call('hget', KEYS[1], ARGV[1])
 end
 return false
+"""
+# Keep an inbox item unless one with its id is kept already; 1 if added.
+ADD_LUA = """
+if redis.call('hsetnx', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('hset', KEYS[2], ARGV[1], ARGV[3])
+redis.call('zadd', KEYS[3], ARGV[4], ARGV[1])
+return 1
 """
 INBOX = (PREFIX + "inbox:payload", PREFIX + "inbox:owner", PREFIX + "inbox:lease")
 
@@ -72,6 +79,7 @@ class RedisStore(Store):
             raise BadStoreURL(f"bad redis URL {self.url}: {err}") from err
         self._release_script = self._client.register_script(RELEASE_LUA)
         self._claim_script = self._client.register_script(CLAIM_LUA)
+        self._add_script = self._client.register_script(ADD_LUA)
 
     def _run(self, fn: Callable[[redis.Redis], T]) -> T:
         try:
@@ -105,7 +113,7 @@ class RedisStore(Store):
         delay = POLL_S[0]
         while not self._run(lambda r: r.set(key, token, nx=True, px=max(1, int(lease * 1000)))):
             holder = self._run(lambda r: r.get(key))
-            if holder is not None and is_dead(holder.decode("utf-8", "replace")):
+            if holder is not None and is_stale(holder.decode("utf-8", "replace")):
                 self._run(lambda r, h=holder: self._release_script(keys=[key], args=[h], client=r))
                 continue
             if time.monotonic() + delay > deadline:
@@ -123,15 +131,10 @@ class RedisStore(Store):
         created = self._run(lambda r: r.set(key, b"1", nx=True, px=max(1, int(ttl * 1000))))
         return not created
 
-    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> None:
+    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> bool:
         item = check_key(item_id)
-
-        def add(r: redis.Redis) -> None:
-            with r.pipeline(transaction=True) as pipe:  # MULTI/EXEC: all three or none
-                pipe.hset(INBOX[0], item, payload).hset(INBOX[1], item, owner).zadd(INBOX[2], {item: time.time() + lease})
-                pipe.execute()
-
-        self._run(add)
+        return bool(self._run(lambda r: self._add_script(keys=list(INBOX), args=[item, payload, owner, time.time() + lease],
+                                                         client=r)))
 
     def inbox_done(self, item_id: str) -> None:
         def done(r: redis.Redis) -> None:
@@ -150,7 +153,7 @@ class RedisStore(Store):
             if len(claimed) >= limit:
                 break
             holder = raw_holder.decode("utf-8", "replace")
-            if holder == owner or (expiries.get(raw_id, 0.0) >= now and not is_dead(holder)):
+            if expiries.get(raw_id, 0.0) >= now and (holder == owner or not is_dead(holder)):
                 continue
             payload = self._run(lambda r, i=raw_id, h=raw_holder: self._claim_script(
                 keys=list(INBOX), args=[i, h, owner, now + lease], client=r))

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from bot.stores.base import LockTimeout, Store, StoreError, StoreUnavailable, check_key
 from bot.stores.local_locks import LocalKeyLocks
-from bot.stores.owner import holder_token, is_dead
+from bot.stores.owner import holder_token, is_dead, is_stale
 from bot.stores.record import ConversationRecord, RecordError
 
 T = TypeVar("T")
@@ -101,7 +101,7 @@ class SQLiteStore(Store):
             return True
         # Held: by a process of this machine that died? Then free it (only if still that holder's) and retry.
         row = self._run(lambda c: c.execute("SELECT owner FROM locks WHERE key = ?", (key,)).fetchone())
-        if row is not None and is_dead(row[0]):
+        if row is not None and is_stale(row[0]):
             self._run(lambda c: c.execute("DELETE FROM locks WHERE key = ? AND owner = ?", (key, row[0])))
             return self._lock_once(key, owner, lease)
         return False
@@ -158,23 +158,23 @@ class SQLiteStore(Store):
         return self._run(mark)
 
     # -- inbox --------------------------------------------------------------------------------------
-    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> None:
+    def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> bool:
         key = check_key(item_id)
-        self._run(lambda c: c.execute("INSERT OR REPLACE INTO inbox (id, payload, owner, expires) VALUES (?, ?, ?, ?)",
-                                      (key, sqlite3.Binary(payload), owner, time.time() + lease)))
+        cur = self._run(lambda c: c.execute("INSERT OR IGNORE INTO inbox (id, payload, owner, expires) VALUES (?, ?, ?, ?)",
+                                            (key, sqlite3.Binary(payload), owner, time.time() + lease)))
+        return cur.rowcount == 1
 
     def inbox_done(self, item_id: str) -> None:
         self._run(lambda c: c.execute("DELETE FROM inbox WHERE id = ?", (item_id,)))
 
     def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
         now = time.time()
-        rows = self._run(lambda c: c.execute("SELECT id, owner, expires FROM inbox WHERE owner != ?",
-                                             (owner,)).fetchall())
+        rows = self._run(lambda c: c.execute("SELECT id, owner, expires FROM inbox").fetchall())
         claimed = []
         for item_id, holder, expires in rows:
             if len(claimed) >= limit:
                 break
-            if expires >= now and not is_dead(holder):
+            if expires >= now and (holder == owner or not is_dead(holder)):
                 continue
             # Compare-and-set: only one claimant wins an item, whoever else looks at the same time.
             cur = self._run(lambda c, i=item_id, h=holder: c.execute(

@@ -42,7 +42,7 @@ from telegram.ext import (
 from bot.batching import EngineBusy, EngineTimeout
 from bot.engine import UnknownConversation
 from bot.log_format import log_text
-from bot.stores import StoreError
+from bot.stores import StoreError, StoreUnavailable
 from bot.telegram.config import TelegramConfig
 from bot.telegram.incoming import (
     AuthorMatcher,
@@ -91,8 +91,14 @@ def _answers_errors(handler):
     async def wrapper(self: TelegramBot, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
             await handler(self, update, context)
-        except StoreError as err:  # the store is down (its text is for the operator's log, not the chat)
+        except StoreUnavailable as err:  # the store is down (its text is for the operator's log, not the chat)
             log.warning("store unavailable", extra={"error": str(err)})
+            if self.may_retry.get(update.update_id):
+                self.store_failed.add(update.update_id)  # the webhook runner tries the update again later
+                return
+            await self._tell(update, context, "I'm busy right now; try again in a moment.")
+        except StoreError as err:  # a conversation lock held too long, an unreadable record
+            log.warning("store error", extra={"error": str(err)})
             await self._tell(update, context, "I'm busy right now; try again in a moment.")
         except UserError as err:
             await self._tell(update, context, str(err))
@@ -113,6 +119,10 @@ class TelegramBot:
         self.authors = AuthorMatcher(engine.authors.personas, self.config)
         self._order: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._last_spoke: dict[str, float] = {}  # conversation → time.monotonic() of the bot's last message
+        # Updates the webhook runner may try again when the store is down (update_id → True), and those that
+        # met a store outage this time; both only touched on the event loop.
+        self.may_retry: dict[int, bool] = {}
+        self.store_failed: set[int] = set()
         self._topics: dict[int, set[int]] = {}  # chat → forum topics seen (forgotten with the chat)
 
     def install(self, application: Application) -> None:
@@ -447,6 +457,7 @@ def build_application(engine, default_persona: str, token: str, api_url: str,
         builder = builder.updater(None)
     application = builder.build()
     bot.install(application)
+    application.bot_data["talklike.bot"] = bot
     return application
 
 

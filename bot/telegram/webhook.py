@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 DEDUPE_SECONDS = 24 * 3600  # Telegram keeps undelivered updates for 24 hours
+STORE_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds: an update met an unavailable store, tries again
 
 
 class TelegramUnavailable(Exception):
@@ -90,9 +91,10 @@ class WebhookRunner:
             raise ValueError("not a Telegram update: no update_id")
         _check_types(update)
         item_id = f"telegram:update:{application.bot.id}:{update.update_id}"
-        if self.services.engine.store.seen(item_id, DEDUPE_SECONDS):
+        store = self.services.engine.store
+        if not self.services.inbox.admit(item_id, json.dumps(data, ensure_ascii=False).encode("utf-8"),
+                                         lambda k: store.seen(k, DEDUPE_SECONDS)):
             return False
-        self.services.inbox.add(item_id, json.dumps(data, ensure_ascii=False).encode("utf-8"))
         self._dispatch(application, update, item_id)
         return True
 
@@ -108,10 +110,21 @@ class WebhookRunner:
         future.add_done_callback(self._in_flight.discard)
 
     async def _process(self, application: Application, update: Update, item_id: str) -> None:
-        # Through the update processor, so PTB's concurrency limit holds as for queued updates.
+        """Handle the update; while the store is down, wait and try again (the user gets one real answer,
+        not a "busy" line), and give up with that line after the last delay."""
+        bot = application.bot_data["talklike.bot"]
+        uid = update.update_id
         try:
-            await application.update_processor.process_update(update, application.process_update(update))
+            for delay in (*STORE_RETRY_DELAYS, None):
+                bot.may_retry[uid] = delay is not None
+                # Through the update processor, so PTB's concurrency limit holds as for queued updates.
+                await application.update_processor.process_update(update, application.process_update(update))
+                if uid not in bot.store_failed:
+                    break
+                bot.store_failed.discard(uid)
+                await asyncio.sleep(delay)
         finally:
+            bot.may_retry.pop(uid, None)
             await asyncio.to_thread(self.services.inbox.done, item_id)
 
     def close(self, timeout: float = 30.0) -> None:
