@@ -9,6 +9,8 @@ is not a plain fp32 `CharLSTM` (an int8 artifact), the engine keeps stepping the
 Precomputed for speed: the first layer's input projection of every character and every author (a table
 lookup instead of a product), the two biases summed, gates reordered to (i, f, o, g) so one sigmoid
 covers three of them, and each upper layer's input and recurrent weights stacked into one product.
+Weights stay in torch's (out, in) layout and each product is taken as `W @ x.T`: for a batch of 8–64 rows
+OpenBLAS runs that shape 1.3–1.7× faster than `x @ W.T` (measured on this project's CPU; one row alike).
 """
 
 from __future__ import annotations
@@ -43,16 +45,16 @@ class NumpyStep:
         bias0 = _ifog(w["lstm.bias_ih_l0"][:, None] + w["lstm.bias_hh_l0"][:, None])[:, 0]
         self.char_in = np.ascontiguousarray(w["char_embed.weight"] @ w_ih0[:, :embed_dim].T + bias0)  # (V, 4H)
         self.author_in = np.ascontiguousarray(w["author_embed.weight"] @ w_ih0[:, embed_dim:].T)  # (A, 4H)
-        self.w_hh0 = np.ascontiguousarray(_ifog(w["lstm.weight_hh_l0"]).T)  # (H, 4H)
-        self.upper = []  # per layer above the first: stacked (2H, 4H) weights and (4H,) bias
+        self.w_hh0 = np.ascontiguousarray(_ifog(w["lstm.weight_hh_l0"]))  # (4H, H)
+        self.upper = []  # per layer above the first: stacked (4H, 2H) weights and (4H,) bias
         for layer in range(1, num_layers):
             stacked = np.concatenate([w[f"lstm.weight_ih_l{layer}"], w[f"lstm.weight_hh_l{layer}"]], axis=1)
             bias = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
-            self.upper.append((np.ascontiguousarray(_ifog(stacked).T), _ifog(bias[:, None])[:, 0].copy()))
+            self.upper.append((np.ascontiguousarray(_ifog(stacked)), _ifog(bias[:, None])[:, 0].copy()))
         self.vocab_size = w["char_head.weight"].shape[0]
-        self.head_w = np.ascontiguousarray(np.concatenate([w["char_head.weight"], w["speaker_head.weight"]]).T)
+        self.head_w = np.ascontiguousarray(np.concatenate([w["char_head.weight"], w["speaker_head.weight"]]))
         self.head_b = np.concatenate([w["char_head.bias"], w["speaker_head.bias"]])
-        assert self.w_hh0.shape == (H, 4 * H)
+        assert self.w_hh0.shape == (4 * H, H)
 
     def _cell(self, gates: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         H = self.hidden
@@ -62,13 +64,17 @@ class NumpyStep:
 
     def __call__(self, chars: np.ndarray, authors: np.ndarray, h: np.ndarray, c: np.ndarray):
         hs, cs = np.empty_like(h), np.empty_like(c)  # (L, B, H)
-        x, cs[0] = self._cell(self.char_in[chars] + self.author_in[authors] + h[0] @ self.w_hh0, c[0])
+        gates = (self.w_hh0 @ h[0].T).T  # (B, 4H), a view of the (4H, B) product
+        gates += self.char_in[chars]
+        gates += self.author_in[authors]
+        x, cs[0] = self._cell(gates, c[0])
         hs[0] = x
         for layer, (weight, bias) in enumerate(self.upper, start=1):
-            gates = np.concatenate([x, h[layer]], axis=1) @ weight + bias  # (B, 4H)
+            gates = (weight @ np.concatenate([x, h[layer]], axis=1).T).T
+            gates += bias
             x, cs[layer] = self._cell(gates, c[layer])
             hs[layer] = x
-        out = x @ self.head_w + self.head_b  # (B, V + A)
+        out = (self.head_w @ x.T).T + self.head_b  # (B, V + A)
         return out[:, : self.vocab_size], out[:, self.vocab_size :], hs, cs
 
     @classmethod

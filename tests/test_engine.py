@@ -204,14 +204,14 @@ def test_busy_and_timeout(tiny_artifact):
         assert counter.entered.wait(10)  # the worker holds the first request
         second = threading.Thread(target=lambda: results.append(_catch(e.reply, "b:2", "Alice", "hi")))
         second.start()
-        _until(lambda: e.worker._queue.qsize() == 1)  # the second one waits in the queue
+        _until(lambda: e.worker.waiting == 1)  # the second one waits in the queue
         with pytest.raises(EngineBusy, match="busy"):
             e.reply("b:3", "Alice", "hi")
         first.join()
         second.join()
         assert [type(r) for r in results] == [EngineTimeout, EngineTimeout]
         counter.gate.set()
-        _until(lambda: e.worker._queue.qsize() == 0)
+        _until(lambda: e.worker.waiting == 0)
         assert e.reply("b:4", "Alice", "hi", seed=0)  # serves again afterwards
 
 
@@ -401,7 +401,7 @@ def test_each_request_keeps_its_own_settings(engine):
 
 def test_a_reply_joining_a_running_batch_reads_as_if_alone(trained_artifact):
     # Its incoming message is folded into the running batch's steps instead of read in one call; the text
-    # depends on the seed alone, not on the company.
+    # depends on the seed alone, neither on the company nor on how the message was read.
     settings = {"temperature": 0.8, "max_chars": 60}
 
     def answer(engine):
@@ -409,6 +409,7 @@ def test_a_reply_joining_a_running_batch_reads_as_if_alone(trained_artifact):
         return engine.reply("c", "Bob", "and you?", author="Alice", settings=settings, seed=7, timestamp=2.0)
 
     with Engine(str(trained_artifact), EngineConfig(guard=False)) as e:
+        e.worker.fold_max = 0  # every input read in one call to the module
         alone = answer(e)
         assert e.worker.folded == 0
     with Engine(str(trained_artifact), EngineConfig(guard=False)) as e:
