@@ -9,7 +9,10 @@ Speed does not depend on training, so the model has random weights. Figures:
 - latency_ms of a 100-character reply with 0 and 1,000 earlier messages (p50, p95), history_ratio_p50;
 - int8: single-stream chars/s and file size of the int8 artifact, next to the fp32 size;
 - for context: naive_no_onednn_chars_per_s (the oneDNN switch alone) and engine_torch_step_chars_per_s and
-  aggregate_torch_step_32 (the engine stepping the TorchScript module instead of the numpy step).
+  aggregate_torch_step_32 (the engine stepping the TorchScript module instead of the numpy step);
+- bare_step_us at 1 and 32 rows: the numpy decode step plus sampling in a plain loop, no engine around it,
+  and batching_gain_bound_32 = 32 rows x the engine's time per single-stream character / bare_step_us["32"]:
+  the gain an engine with no cost of its own at 32 conversations would reach on this machine.
 Characters counted are those returned to the caller (a reply cut at a word boundary counts only its kept part).
 Speeds are the best of 3 runs and the two latencies are measured alternately, so that other load on a shared
 machine distorts the ratios less.
@@ -27,11 +30,13 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.engine import Engine, EngineConfig  # noqa: E402
+from bot.sampler import sample_rows  # noqa: E402
 from bot.settings import SamplingSettings  # noqa: E402
 from model.artifact import save_artifact  # noqa: E402
 from model.config import ModelConfig  # noqa: E402
@@ -63,8 +68,10 @@ def naive_chars_per_s(model: CharLSTM, vocab: Vocabulary, n_chars: int = 400) ->
     _, _, h, c = model(torch.tensor([chars]), torch.tensor([who]), h, c)
     x = torch.tensor([[Vocabulary.BOS]])
     a = torch.tensor([[1]])
-    start = time.perf_counter()
-    for _ in range(n_chars):
+    start = 0.0
+    for i in range(n_chars + 20):  # the first 20 warm up (the backend prepares its kernels)
+        if i == 20:
+            start = time.perf_counter()
         logits, _, h, c = model(x, a, h, c)
         x = torch.multinomial(torch.softmax(logits[0, -1] / 0.8, dim=-1), 1).view(1, 1)
     return n_chars / (time.perf_counter() - start)
@@ -124,6 +131,25 @@ def latencies(engine: Engine, replies: int) -> tuple[dict[str, float], dict[str,
     return percentiles(fresh), percentiles(history)
 
 
+def bare_step_us(engine: Engine, rows: int, steps: int = 500) -> float:
+    """Microseconds per step of the engine's numpy decode step and sampler alone, `rows` at a time."""
+    step = engine.worker.stepper
+    h = np.zeros((step.layers, rows, step.hidden), dtype=np.float32)
+    c = h.copy()
+    authors = np.ones(rows, dtype=np.int64)
+    logits, _, h, c = step(np.full(rows, Vocabulary.BOS), authors, h, c)
+    temperature, top_p = np.full(rows, 0.8, dtype=np.float32), np.ones(rows, dtype=np.float32)
+    top_k, allow, rng = np.zeros(rows, dtype=np.int64), np.ones(rows, dtype=bool), np.random.default_rng(0)
+    start = 0.0
+    for i in range(steps + 50):  # the first 50 warm up
+        if i == 50:
+            start = time.perf_counter()
+        chars = sample_rows(logits, temperature, top_k, top_p, allow, rng.random(rows), cut=False, greedy=False,
+                            eos_forbidden=False)
+        logits, _, h, c = step(chars, authors, h, c)
+    return (time.perf_counter() - start) / steps * 1e6
+
+
 def best(reps: int, measure) -> float:
     """The highest of `reps` measurements (others' load only ever slows a run down)."""
     return max(measure() for _ in range(reps))
@@ -140,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     reps = 1 if args.quick else 3  # speeds are best-of-reps: the machine may be shared
     with tempfile.TemporaryDirectory() as tmp:
         model, vocab, _, fp32, int8 = build(Path(tmp))
-        naive = best(reps, lambda: naive_chars_per_s(model, vocab, 150))
+        naive = best(reps, lambda: naive_chars_per_s(model, vocab, 300))
         with torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None):
             naive_no_onednn = best(reps, lambda: naive_chars_per_s(model, vocab, 500))
         with Engine(str(fp32), EngineConfig(guard=False)) as engine:
@@ -148,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             agg = {"1": engine_cps, "8": best(reps, lambda: aggregate(engine, 8, 2)),
                    "32": best(reps, lambda: aggregate(engine, 32, 2))}
             lat0, lat1000 = latencies(engine, 10 * reps)
+            bare = {str(rows): min(bare_step_us(engine, rows) for _ in range(reps)) for rows in (1, 32)}
         with Engine(str(fp32), EngineConfig(guard=False, fast_step=False)) as engine:
             torch_step_cps = best(reps, lambda: single_stream(engine, 2))
             torch_step_32 = best(reps, lambda: aggregate(engine, 32, 2))
@@ -168,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             "naive_no_onednn_chars_per_s": round(naive_no_onednn, 1),
             "engine_torch_step_chars_per_s": round(torch_step_cps, 1),
             "aggregate_torch_step_32": round(torch_step_32, 1),
+            "bare_step_us": {k: round(v, 1) for k, v in bare.items()},
+            "batching_gain_bound_32": round(32 * (1e6 / engine_cps) / bare["32"], 2),
             "torch_threads": torch.get_num_threads(),
         }
     if args.json:
