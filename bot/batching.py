@@ -5,13 +5,13 @@ ones go; then it samples one character for every decoding job and feeds all of t
 call. A job is either `feed` (read a message, return the state: observe, or a re-read after a reply was
 cut) or `generate`.
 
-A generating job's incoming message has to be read first (prefill). A short one (up to FOLD_MAX steps, as
-most chat messages are) is *folded*: its characters ride along in the batched steps as forced inputs, one
-per step, so a join costs the replies in flight nothing, where a separate call would stall them all. Short
-`feed` jobs are folded the same way and leave the batch once read. Through the numpy step this is also
-faster for a worker that is idle: reading a message through the TorchScript module costs about 0.2 ms per
-character from the worker thread, one numpy step about 0.07 ms (`small` preset, this project's CPU). Longer
-inputs are read in one call to the module.
+A generating job's incoming message has to be read first (prefill). Into a running batch a short one (up
+to FOLD_MAX steps, as most chat messages are) is *folded*: its characters ride along in the batched steps
+as forced inputs, one per step, so a join costs the replies in flight nothing, where a separate read would
+stall them all. Short `feed` jobs are folded the same way and leave the batch once read. Into an idle
+worker, and when longer, the input is read at once: layer by layer in numpy (`NumpyStep.read`, about
+0.055 ms a character on the `small` preset and this project's CPU), or through the TorchScript module where
+there is no numpy step (0.09–0.2 ms a character from the worker thread).
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class BatchWorker:
         self.steps = 0  # batched decode steps so far (for tests and benchmarks)
         self.max_seen_batch = 0
         self.folded = 0  # jobs whose input was folded into the batch's steps (for tests and benchmarks)
-        self.fold_max = FOLD_MAX if self.stepper is not None else 0  # the module reads a sequence at once
+        self.fold_max = FOLD_MAX  # (a test sets 0 to read every input at once)
         self._serials = itertools.count(1)
         self._is_space = np.zeros(len(vocab), dtype=bool)  # (V,): the characters a word ends at
         self._is_space[[i for i in vocab.encode(" \n") if i != Vocabulary.UNK]] = True
@@ -268,7 +268,7 @@ class BatchWorker:
         folded = []
         for job in taken:
             tail = [Vocabulary.BOS] + job.prefix if job.kind == "generate" else []
-            if len(job.chars) + len(tail) > self.fold_max:
+            if block or len(job.chars) + len(tail) > self.fold_max:  # idle or long: read at once
                 continue
             job.forced = job.chars + tail
             job.forced_authors = job.authors + [job.persona_id] * len(tail)
@@ -289,7 +289,27 @@ class BatchWorker:
         return folded + [job for job in rest if job.kind == "generate"]
 
     def _prefill(self, jobs: list[Job]) -> None:
-        """Read every job's incoming steps, then BOS + prefix of the generating ones, batched.
+        """Read every job's incoming steps, then BOS + prefix of the generating ones: in numpy one job
+        after another, or batched through the module."""
+        if self.stepper is None:
+            self._prefill_module(jobs)
+            return
+        for job in jobs:
+            h, c, speaker = _np(job.h), _np(job.c), None
+            if job.chars:
+                _, speaker, h, c = self.stepper.read(job.chars, job.authors, h, c)
+            read = FeedResult(torch.from_numpy(h), torch.from_numpy(c),
+                              None if speaker is None else torch.from_numpy(speaker))
+            if job.kind == "feed":
+                _resolve(job, read)
+                continue
+            job.pre = job.pre or read
+            tail = [Vocabulary.BOS] + job.prefix
+            job.logits, _, h, c = self.stepper.read(tail, [job.persona_id] * len(tail), h, c)
+            job.h, job.c = torch.from_numpy(h), torch.from_numpy(c)
+
+    def _prefill_module(self, jobs: list[Job]) -> None:
+        """`_prefill` through the module, batched.
 
         Sequences differ in length, so they are read in rounds: each round feeds every unfinished sequence
         as far as the nearest stop (a sequence's end, or the end of a job's incoming message, where its

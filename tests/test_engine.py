@@ -399,17 +399,18 @@ def test_each_request_keeps_its_own_settings(engine):
         assert len(greedy) == 1 and len(hot) == 3
 
 
-def test_a_reply_joining_a_running_batch_reads_as_if_alone(trained_artifact):
-    # Its incoming message is folded into the running batch's steps instead of read in one call; the text
-    # depends on the seed alone, neither on the company nor on how the message was read.
+@pytest.mark.parametrize("message", ["and you?", "and you? " * 12])  # under and over FOLD_MAX
+def test_a_reply_joining_a_running_batch_reads_as_if_alone(trained_artifact, message):
+    # A short incoming message is folded into the running batch's steps, a long one (over FOLD_MAX) read at
+    # once; alone, either is read at once. The text depends on the seed alone, neither on the company nor
+    # on how the message was read.
     settings = {"temperature": 0.8, "max_chars": 60}
 
     def answer(engine):
         engine.observe("c", "Alice", ALICE_LINE, timestamp=1.0)
-        return engine.reply("c", "Bob", "and you?", author="Alice", settings=settings, seed=7, timestamp=2.0)
+        return engine.reply("c", "Bob", message, author="Alice", settings=settings, seed=7, timestamp=2.0)
 
     with Engine(str(trained_artifact), EngineConfig(guard=False)) as e:
-        e.worker.fold_max = 0  # every input read in one call to the module
         alone = answer(e)
         assert e.worker.folded == 0
     with Engine(str(trained_artifact), EngineConfig(guard=False)) as e:

@@ -14,6 +14,7 @@ from bot.numpy_step import NumpyStep
 from model.artifact import load_artifact, script_model
 from model.config import ModelConfig
 from model.network import CharLSTM
+from model.vocab import Vocabulary
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,6 +37,26 @@ def test_the_numpy_step_gives_the_modules_logits_and_state(layers):
             np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-5)
         h, c = h2, c2
         chars = logits[:, 0].argmax(-1)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_reading_a_sequence_layer_by_layer_gives_the_modules_state(layers):
+    config = ModelConfig(vocab_size=len(string.printable) + 6, n_authors=5, char_embed_dim=12, author_embed_dim=4,
+                         hidden_size=32, num_layers=layers, dropout=0.0)
+    torch.manual_seed(10 + layers)
+    module = script_model(CharLSTM(config).eval())
+    step = NumpyStep.from_module(module)
+    chars = torch.randint(Vocabulary.EOS + 1, config.vocab_size, (90,))
+    chars[40] = Vocabulary.EOS  # the speaker logits come from the last EOS read, here mid-sequence
+    authors = torch.randint(0, 5, (90,))
+    h, c = torch.randn(layers, 1, 32), torch.randn(layers, 1, 32)
+    with torch.no_grad():
+        logits, speaker, h2, c2 = module(chars[None], authors[None], h, c)
+    mine = step.read(chars.tolist(), authors.tolist(), h.numpy(), c.numpy())
+    for ours, theirs in zip(mine, (logits[:, -1], speaker[0, 40], h2, c2), strict=True):
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-5)
+    no_eos = step.read(chars[:40].tolist(), authors[:40].tolist(), h.numpy(), c.numpy())
+    assert no_eos[1] is None
 
 
 def test_int8_and_foreign_modules_step_the_module(tmp_path):

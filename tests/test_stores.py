@@ -356,3 +356,34 @@ def test_a_lock_this_process_failed_to_release_is_taken_at_once(store):
             with open_store(store.url).lock(k, timeout=0.2):
                 pass
     assert time.monotonic() - started < 2
+
+
+def test_a_lock_just_taken_is_never_taken_for_a_failed_release(store):
+    # The gap between the store accepting our token and the hold being marked in this process: another
+    # thread looking at the lock in that gap must see a live hold, not a leftover to take over.
+    if store.url.startswith("memory"):
+        pytest.skip("the memory store's locks cannot fail to release")
+    k, in_gap, done = key(), threading.Event(), threading.Event()
+    taken = type(store)._acquire
+
+    def acquire_then_pause(*args):
+        token = taken(store, *args)
+        in_gap.set()
+        done.wait(10)
+        return token
+
+    store._acquire = acquire_then_pause
+    def hold_it() -> None:
+        with store.lock(k, timeout=5):
+            pass
+
+    holder = threading.Thread(target=hold_it)
+    holder.start()
+    assert in_gap.wait(10)
+    try:
+        with pytest.raises(LockTimeout):
+            with open_store(store.url).lock(k, timeout=0.3):
+                pass
+    finally:
+        done.set()
+        holder.join()

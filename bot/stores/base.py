@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bot.stores.owner import hold, let_go
+from bot.stores.owner import hold, holder_token, let_go
 from bot.stores.record import ConversationRecord
 from talklike.errors import UserError
 
@@ -76,8 +76,9 @@ class Store(ABC):
         """Forget a conversation; True if something was stored."""
 
     @abstractmethod
-    def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
-        """Take the conversation's lock, returning a token for `_release`; LockTimeout past `timeout`."""
+    def _acquire(self, conversation: str, timeout: float, lease: float, holder: str) -> object:
+        """Take the conversation's lock as `holder` (a `holder_token`, already marked held), returning a
+        token for `_release`; LockTimeout past `timeout`."""
 
     @abstractmethod
     def _release(self, conversation: str, token: object) -> None:
@@ -116,12 +117,19 @@ class Store(ABC):
 
         `lease` bounds how long a crashed holder can block others; keep the body shorter than it.
         """
-        token = self._acquire(check_key(conversation), timeout, lease)
-        hold(str(token))
+        # Marked held before it can appear in the store: another thread of this process that saw our
+        # token there unmarked would take it for a leftover of a failed release, and take the lock over.
+        holder = holder_token()
+        hold(holder)
+        try:
+            token = self._acquire(check_key(conversation), timeout, lease, holder)
+        except BaseException:
+            let_go(holder)
+            raise
         try:
             yield
         finally:
-            let_go(str(token))  # from here on a leftover of this token is stale, even if releasing fails
+            let_go(holder)  # from here on a leftover of this token is stale, even if releasing fails
             try:
                 self._release(conversation, token)
             except StoreUnavailable as err:  # the holder is done: others may take the lock over now

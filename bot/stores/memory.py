@@ -36,7 +36,7 @@ class MemoryStore(Store):
         with self._mutex:
             return self._records.pop(check_key(conversation), None) is not None
 
-    def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
+    def _acquire(self, conversation: str, timeout: float, lease: float, holder: str) -> object:
         # One process: a held lock cannot outlive its holder, so the lease is not needed here.
         self._locks.acquire(conversation, time.monotonic() + timeout, timeout)
         return conversation

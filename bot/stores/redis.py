@@ -29,7 +29,7 @@ from bot.stores.base import (
     check_key,
     redact_url,
 )
-from bot.stores.owner import holder_token, is_dead, is_stale
+from bot.stores.owner import is_dead, is_stale
 from bot.stores.record import ConversationRecord, RecordError
 
 T = TypeVar("T")
@@ -107,8 +107,8 @@ class RedisStore(Store):
         key = PREFIX + "conv:" + check_key(conversation)
         return bool(self._run(lambda r: r.delete(key)))
 
-    def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
-        key, token = PREFIX + "lock:" + conversation, holder_token()
+    def _acquire(self, conversation: str, timeout: float, lease: float, holder: str) -> object:
+        key, token = PREFIX + "lock:" + conversation, holder
         deadline = time.monotonic() + timeout
         delay = POLL_S[0]
         while not self._run(lambda r: r.set(key, token, nx=True, px=max(1, int(lease * 1000)))):

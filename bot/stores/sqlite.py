@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from bot.stores.base import LockTimeout, Store, StoreError, StoreUnavailable, check_key
 from bot.stores.local_locks import LocalKeyLocks
-from bot.stores.owner import holder_token, is_dead, is_stale
+from bot.stores.owner import is_dead, is_stale
 from bot.stores.record import ConversationRecord, RecordError
 
 T = TypeVar("T")
@@ -119,10 +119,10 @@ class SQLiteStore(Store):
         )
         return cur.rowcount == 1
 
-    def _acquire(self, conversation: str, timeout: float, lease: float) -> object:
+    def _acquire(self, conversation: str, timeout: float, lease: float, holder: str) -> object:
         deadline = time.monotonic() + timeout
         self._locks.acquire(conversation, deadline, timeout)
-        owner = holder_token()
+        owner = holder
         delay = POLL_S[0]
         try:
             while not self._try_lock(conversation, owner, lease):
