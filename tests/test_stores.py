@@ -387,3 +387,49 @@ def test_a_lock_just_taken_is_never_taken_for_a_failed_release(store):
     finally:
         done.set()
         holder.join()
+
+
+def _lose_the_next_reply(store, command: str) -> dict:
+    """The next `command` runs on the server but its reply is lost (the connection breaks, as when Redis
+    restarts): redis-py reconnects and sends it again."""
+    import redis
+
+    client, lost = store._client, {"count": 0}
+    send = client._send_command_parse_response
+
+    def send_and_lose(conn, command_name, *args, **options):
+        result = send(conn, command_name, *args, **options)
+        if command_name == command and not lost["count"]:
+            lost["count"] += 1
+            raise redis.exceptions.ConnectionError("connection lost before the reply")
+        return result
+
+    client._send_command_parse_response = send_and_lose
+    return lost
+
+
+@pytest.mark.parametrize("operation", ["lock", "seen", "inbox_add", "inbox_claim"])
+def test_a_redis_write_sent_again_after_a_lost_reply_still_reads_as_ours(redis_server, operation):
+    from bot.stores.owner import process_owner
+
+    store, k = open_store(redis_server.url), key()
+    if operation == "inbox_claim":
+        store.inbox_add(k, b"orphan", _dead_holder() + "/x", lease=60)
+    lost = _lose_the_next_reply(store, "EVALSHA" if operation.startswith("inbox") else "SET")
+    if operation == "lock":
+        started = time.monotonic()
+        with store.lock(k, timeout=2):  # not LockTimeout: the lock that SET took is ours
+            pass
+        assert time.monotonic() - started < 1
+    elif operation == "seen":
+        assert store.seen(k, ttl=60) is False  # the mark is ours: this message was not seen before
+        assert store.seen(k, ttl=60) is True
+    elif operation == "inbox_add":
+        assert store.inbox_add(k, b"event", process_owner(), lease=60) is True  # kept by us: handle it
+        assert store.inbox_add(k, b"event", process_owner(), lease=60) is False
+        store.inbox_done(k)
+    else:
+        assert [item for item, _ in store.inbox_claim(process_owner(), lease=60)] == [k]
+        store.inbox_done(k)
+    assert lost["count"] == 1  # the reply really was lost, and the command sent again
+    store.close()

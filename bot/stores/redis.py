@@ -5,11 +5,18 @@ whose lease expired cannot free someone else's lock; a holder on this machine wh
 freed at once (same compare-and-delete). The inbox is a hash of payloads, a hash of holders and a sorted
 set of lease expiries; a claim is a Lua compare-and-set on the holder. Connection failures surface as `StoreUnavailable`
 naming the URL without its password; the client reconnects by itself once the server is back.
+
+The client also sends a command again when its connection broke before the reply came (a restarting
+server), so a command may run twice. Every write here tells its own second run apart from someone else's
+by a token of that one call: the lock's token, a `seen` mark's value, an inbox holder. Without that, a
+message whose `seen` ran twice reads as answered before and is dropped, and an event whose add or claim
+ran twice sits unclaimed until its lease ends.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -41,18 +48,23 @@ POLL_S = (0.002, 0.05)
 RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
-# Reassign an inbox item if its holder is still the one we saw; returns the payload, or nil if we lost.
+# Reassign an inbox item if its holder is still the one we saw (or already us: this call running again);
+# returns the payload, or nil if we lost.
 CLAIM_LUA = """
-if redis.call('hget', KEYS[2], ARGV[1]) == ARGV[2] then
+local holder = redis.call('hget', KEYS[2], ARGV[1])
+if holder == ARGV[2] or holder == ARGV[3] then
   redis.call('hset', KEYS[2], ARGV[1], ARGV[3])
   redis.call('zadd', KEYS[3], ARGV[4], ARGV[1])
   return redis.call('hget', KEYS[1], ARGV[1])
 end
 return false
 """
-# Keep an inbox item unless one with its id is kept already; 1 if added.
+# Keep an inbox item unless one with its id is kept already; 1 if added (or added by this call before).
 ADD_LUA = """
-if redis.call('hsetnx', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if redis.call('hsetnx', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  if redis.call('hget', KEYS[2], ARGV[1]) == ARGV[3] then return 1 end
+  return 0
+end
 redis.call('hset', KEYS[2], ARGV[1], ARGV[3])
 redis.call('zadd', KEYS[3], ARGV[4], ARGV[1])
 return 1
@@ -113,6 +125,8 @@ class RedisStore(Store):
         delay = POLL_S[0]
         while not self._run(lambda r: r.set(key, token, nx=True, px=max(1, int(lease * 1000)))):
             holder = self._run(lambda r: r.get(key))
+            if holder == token.encode():  # our SET ran before its reply was lost: ours
+                break
             if holder is not None and is_stale(holder.decode("utf-8", "replace")):
                 self._run(lambda r, h=holder: self._release_script(keys=[key], args=[h], client=r))
                 continue
@@ -127,13 +141,14 @@ class RedisStore(Store):
         self._run(lambda r: self._release_script(keys=[key], args=[token], client=r))
 
     def seen(self, message_id: str, ttl: float) -> bool:
-        key = PREFIX + "seen:" + check_key(message_id)
-        created = self._run(lambda r: r.set(key, b"1", nx=True, px=max(1, int(ttl * 1000))))
-        return not created
+        key, mark = PREFIX + "seen:" + check_key(message_id), uuid.uuid4().hex.encode()
+        if self._run(lambda r: r.set(key, mark, nx=True, px=max(1, int(ttl * 1000)))):
+            return False
+        return self._run(lambda r: r.get(key)) != mark  # ours: this SET ran before its reply was lost
 
     def inbox_add(self, item_id: str, payload: bytes, owner: str, lease: float) -> bool:
-        item = check_key(item_id)
-        return bool(self._run(lambda r: self._add_script(keys=list(INBOX), args=[item, payload, owner, time.time() + lease],
+        item, holder = check_key(item_id), _one_call(owner)
+        return bool(self._run(lambda r: self._add_script(keys=list(INBOX), args=[item, payload, holder, time.time() + lease],
                                                          client=r)))
 
     def inbox_done(self, item_id: str) -> None:
@@ -156,7 +171,7 @@ class RedisStore(Store):
             if expiries.get(raw_id, 0.0) >= now and (holder == owner or not is_dead(holder)):
                 continue
             payload = self._run(lambda r, i=raw_id, h=raw_holder: self._claim_script(
-                keys=list(INBOX), args=[i, h, owner, now + lease], client=r))
+                keys=list(INBOX), args=[i, h, _one_call(owner), now + lease], client=r))
             if payload is not None:
                 claimed.append((raw_id.decode("utf-8", "replace"), bytes(payload)))
         return claimed
@@ -166,3 +181,8 @@ class RedisStore(Store):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _one_call(owner: str) -> str:
+    """`owner` as the holder of one add or claim: still `host/pid/…` for `is_dead`, and unique to the call."""
+    return f"{owner}/{uuid.uuid4().hex[:16]}"
