@@ -119,6 +119,7 @@ def run(scenario: str, users: int, messages: int) -> dict:
         for t in threads:
             t.start()
         time.sleep(0.4)
+        fault_at = time.monotonic()
         if scenario == "kill_worker":
             os.kill(h.worker_pids()[0], signal.SIGKILL)
         elif scenario == "restart_redis":
@@ -151,7 +152,10 @@ def run(scenario: str, users: int, messages: int) -> dict:
                 "apologies": sum(any(w in t for w in APOLOGY_WORDS) for t in texts),
             }
             doubled = [k for k in keys if replies.count[k] > messages]
-            figures[platform]["doubled_users"] = {k: replies.texts[k] for k in doubled[:3]}  # for a closer look
+            # for a closer look: each reply's text and arrival, in seconds after the fault
+            figures[platform]["doubled_users"] = {
+                k: [(round(at - fault_at, 3), text) for at, text in zip(replies.times[k], replies.texts[k], strict=True)]
+                for k in doubled[:3]}
         figures["worker_restarts"] = h.restarts()
         return figures
 

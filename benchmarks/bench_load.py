@@ -212,6 +212,7 @@ class Replies:
         self.queues: dict[str, queue.Queue] = {}
         self.count: dict[str, int] = {}
         self.texts: dict[str, list[str]] = {}
+        self.times: dict[str, list[float]] = {}  # time.monotonic() of each arrival, as `texts`
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="reply-watch", daemon=True)
 
@@ -219,6 +220,7 @@ class Replies:
         self.queues[key] = queue.Queue()
         self.count[key] = 0
         self.texts[key] = []
+        self.times[key] = []
         return self.queues[key]
 
     def start(self) -> Replies:
@@ -255,6 +257,7 @@ class Replies:
                 self.register(key)
         self.count[key] += 1
         self.texts[key].append(text or "")
+        self.times[key].append(at)
         self.queues[key].put(at)
 
 

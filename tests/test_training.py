@@ -426,6 +426,7 @@ def test_the_same_command_under_torchrun(tmp_path):
     last = load_checkpoint(checkpoint_path(run_dir, "last"))
     assert last["step"] == 6 and last["world_size"] == 2
     assert last["stream_state"][0].shape[1] == 4  # both ranks' streams, gathered
-    assert json.loads((run_dir / "config.json").read_text())["world_size"] == 2
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["world_size"], config["batch_size_per_process"], config["effective_batch_size"]) == (2, 2, 4)
     evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in evals if r["kind"] == "eval"] == [3, 6]

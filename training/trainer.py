@@ -606,7 +606,8 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
         write_json(os.path.join(run_dir, "config.json"), {
             "train": config.to_dict(),
             "model": model_config.to_dict(),
-            "effective_batch_size": batch_size,
+            "batch_size_per_process": batch_size,  # after any shrinking for a small corpus
+            "effective_batch_size": batch_size * dist.world_size,  # streams trained on together
             "world_size": dist.world_size,
             "parameters": parameter_count(model),
         })
