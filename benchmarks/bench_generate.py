@@ -7,9 +7,11 @@ Speed does not depend on training, so the model has random weights. Figures:
 - engine_chars_per_s: one conversation through `Engine.reply` (numpy decode step, state cached);
 - aggregate_chars_per_s at 1, 8 and 32 concurrent conversations (threads), batching_gain_32 = 32 / 1;
 - latency_ms of a 100-character reply with 0 and 1,000 earlier messages (p50, p95), history_ratio_p50;
-- int8: single-stream chars/s and file size of the int8 artifact, next to the fp32 size;
+- int8: single-stream chars/s and file size of the int8 artifact, next to the fp32 size (the engine steps
+  int8 files in numpy too, fp32 arithmetic over the file's int8 weights);
 - for context: naive_no_onednn_chars_per_s (the oneDNN switch alone) and engine_torch_step_chars_per_s and
-  aggregate_torch_step_32 (the engine stepping the TorchScript module instead of the numpy step);
+  aggregate_torch_step_32 (the engine stepping the TorchScript module instead of the numpy step), and
+  int8_torch_step_chars_per_s (the int8 file's own module stepped: torch's int8 arithmetic);
 - bare_step_us at 1 and 32 rows: the numpy decode step plus sampling in a plain loop, no engine around it,
   and batching_gain_bound_32 = 32 rows x the engine's time per single-stream character / bare_step_us["32"]:
   the gain an engine with no cost of its own at 32 conversations would reach on this machine.
@@ -180,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             torch_step_32 = best(reps, lambda: aggregate(engine, 32, 2))
         with Engine(str(int8), EngineConfig(guard=False)) as engine:
             int8_cps = best(reps, lambda: single_stream(engine, 2))
+        with Engine(str(int8), EngineConfig(guard=False, fast_step=False)) as engine:
+            int8_torch_cps = best(reps, lambda: single_stream(engine, 2))
         figures = {
             "naive_chars_per_s": round(naive, 1),
             "engine_chars_per_s": round(engine_cps, 1),
@@ -195,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             "naive_no_onednn_chars_per_s": round(naive_no_onednn, 1),
             "engine_torch_step_chars_per_s": round(torch_step_cps, 1),
             "aggregate_torch_step_32": round(torch_step_32, 1),
+            "int8_torch_step_chars_per_s": round(int8_torch_cps, 1),
             "bare_step_us": {k: round(v, 1) for k, v in bare.items()},
             "batching_gain_bound_32": round(32 * (1e6 / engine_cps) / bare["32"], 2),
             "torch_threads": torch.get_num_threads(),
