@@ -124,11 +124,11 @@ class RedisStore(Store):
         deadline = time.monotonic() + timeout
         delay = POLL_S[0]
         while not self._run(lambda r: r.set(key, token, nx=True, px=max(1, int(lease * 1000)))):
-            holder = self._run(lambda r: r.get(key))
-            if holder == token.encode():  # our SET ran before its reply was lost: ours
+            current = self._run(lambda r: r.get(key))
+            if current == token.encode():  # our SET ran before its reply was lost: ours
                 break
-            if holder is not None and is_stale(holder.decode("utf-8", "replace")):
-                self._run(lambda r, h=holder: self._release_script(keys=[key], args=[h], client=r))
+            if current is not None and is_stale(current.decode("utf-8", "replace")):
+                self._run(lambda r, h=current: self._release_script(keys=[key], args=[h], client=r))
                 continue
             if time.monotonic() + delay > deadline:
                 raise LockTimeout(f"conversation lock not free after {timeout:g} s")
