@@ -5,6 +5,12 @@ Each adapter adds its event here before acknowledging it and marks it done once 
 every worker process claims events whose holder died (this machine: at once) or whose lease ran out
 (another machine) and hands them to the adapter that registered their prefix. A reply can only be
 doubled by a crash in the instant between sending it and marking it done.
+
+This process also knows which of its own events it is handling (`_handling`, marked before an event can
+appear in the store under its name). One kept under its name that nobody here handles is recovered on the
+next pass, not a lease later: the store kept it but the reply saying so was lost (a server stopping right
+after the write), so the platform heard 503 and its redelivery found the event "kept already"; or a
+claim went through while its reply was lost.
 """
 
 from __future__ import annotations
@@ -19,6 +25,33 @@ from bot.stores.owner import process_owner
 log = logging.getLogger(__name__)
 
 Recover = Callable[[str, bytes], None]
+
+# Events some Inbox of this process is handling (shared by all of them), counted: a redelivery that finds
+# its event kept already by a thread here must not unmark that thread's hold.
+_handling: dict[str, int] = {}
+_handling_lock = threading.Lock()
+_claiming = threading.Lock()  # one claim pass at a time per process: a claimed event is marked before another
+
+
+def _mark(item_id: str) -> None:
+    with _handling_lock:
+        _handling[item_id] = _handling.get(item_id, 0) + 1
+
+
+def _unmark(item_id: str) -> None:
+    with _handling_lock:
+        left = _handling.pop(item_id, 0) - 1
+        if left > 0:
+            _handling[item_id] = left
+
+
+def _abandoned_here(item_id: str, holder: str) -> bool:
+    """Kept under this process's name, and handled by none of its threads?"""
+    me = process_owner()
+    if holder != me and not holder.startswith(me + "/"):
+        return False
+    with _handling_lock:
+        return item_id not in _handling
 
 
 class Inbox:
@@ -38,7 +71,15 @@ class Inbox:
     def add(self, item_id: str, payload: bytes) -> bool:
         """Keep an event; False if it is kept already (a redelivery while it is being answered). StoreError
         if the store is down: answer the platform 503, it delivers again."""
-        return self.store.inbox_add(item_id, payload, process_owner(), self.lease)
+        _mark(item_id)  # before it can be in the store as ours: recovery must not take it for abandoned
+        try:
+            kept = self.store.inbox_add(item_id, payload, process_owner(), self.lease)
+        except StoreError:
+            _unmark(item_id)  # kept or not, we do not know: if it was, the next pass finds it abandoned
+            raise
+        if not kept:
+            _unmark(item_id)
+        return kept
 
     def admit(self, item_id: str, payload: bytes, seen: Callable[[str], bool]) -> bool:
         """Should a webhook event be handled? Kept first, then checked against the events answered before
@@ -66,7 +107,9 @@ class Inbox:
         except StoreError as err:
             log.warning("inbox: could not mark an event done yet", extra={"error": str(err)})
             with self._undone_lock:
-                self._undone.add(item_id)
+                self._undone.add(item_id)  # still marked handling: never recovered as abandoned meanwhile
+            return
+        _unmark(item_id)
 
     def _take_abandoned(self) -> list[tuple[str, bytes]]:
         """Events admission kept but could not finish checking (the store went down): check them now."""
@@ -87,11 +130,16 @@ class Inbox:
             self.store.inbox_done(item_id)  # StoreError: still down, try on the next pass
             with self._undone_lock:
                 self._undone.discard(item_id)
+            _unmark(item_id)
 
     def recover_now(self) -> int:
         """Claim orphaned events once and hand them to their adapters; how many were recovered."""
         self._flush_undone()  # before claiming: an answered event must not come back as an orphan
-        claimed = self._take_abandoned() + self.store.inbox_claim(process_owner(), self.lease)
+        with _claiming:  # until marked, what this pass claims would look abandoned to another Inbox here
+            taken = self.store.inbox_claim(process_owner(), self.lease, abandoned=_abandoned_here)
+            for item_id, _ in taken:
+                _mark(item_id)
+        claimed = self._take_abandoned() + taken
         for item_id, payload in claimed:
             recover = next((fn for prefix, fn in self._handlers.items() if item_id.startswith(prefix)), None)
             if recover is None:  # an adapter this process does not run: its lease brings it back later

@@ -433,3 +433,48 @@ def test_a_redis_write_sent_again_after_a_lost_reply_still_reads_as_ours(redis_s
         store.inbox_done(k)
     assert lost["count"] == 1  # the reply really was lost, and the command sent again
     store.close()
+
+
+def test_an_event_kept_while_its_admission_failed_is_recovered_on_the_next_pass(store):
+    # The store kept the event, but the reply saying so was lost (a server stopping right after the
+    # write): the platform heard 503, and its redelivery finds the event kept already. Nobody here handles
+    # it, so the next recovery pass hands it out: not a lease (here 600 s) later.
+    from bot.inbox import Inbox
+
+    k, got = key(), []
+    inbox, other = Inbox(store, lease=600), Inbox(open_store(store.url) if "memory" not in store.url else store, 600)
+    for box in (inbox, other):
+        box.register("test:", lambda item, payload: got.append((item, payload)))
+    real_add = store.inbox_add
+
+    def kept_but_the_reply_lost(*args, **kwargs):
+        real_add(*args, **kwargs)
+        raise StoreUnavailable("connection lost before the reply")
+
+    store.inbox_add = kept_but_the_reply_lost
+    with pytest.raises(StoreUnavailable):
+        inbox.admit(k, b"event", lambda item: False)
+    store.inbox_add = real_add
+    assert inbox.admit(k, b"event", lambda item: False) is False  # the redelivery: kept already
+    assert inbox.recover_now() == 1 and got == [(k, b"event")]
+    assert inbox.recover_now() == 0 and other.recover_now() == 0  # handed out once, and now being handled
+    inbox.done(k)
+    # an event being handled is never taken for abandoned, by any Inbox of the process
+    fresh = key()
+    assert inbox.admit(fresh, b"new", lambda item: False) is True
+    assert inbox.recover_now() == 0 and other.recover_now() == 0
+    inbox.done(fresh)
+    assert got == [(k, b"event")]
+    if other.store is not store:
+        other.store.close()
+
+
+def test_a_redelivery_while_its_event_is_answered_here_leaves_it_held(store):
+    from bot.inbox import Inbox
+
+    inbox, k, got = Inbox(store, lease=600), key(), []
+    inbox.register("test:", lambda item, payload: got.append(item))
+    assert inbox.admit(k, b"event", lambda item: False) is True  # being answered by a thread here
+    assert inbox.admit(k, b"event", lambda item: False) is False  # the platform's copy, meanwhile
+    assert inbox.recover_now() == 0 and got == []  # still held: not handed out a second time
+    inbox.done(k)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from bot.stores.owner import hold, holder_token, let_go
@@ -98,9 +98,11 @@ class Store(ABC):
         """The event is handled (answered, or given up on): forget it."""
 
     @abstractmethod
-    def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
-        """Take over, for `owner`, events whose lease expired (its own too: held that long, they were lost)
-        or whose holder is dead (`bot.stores.owner.is_dead`); each is handed to one claimant only."""
+    def inbox_claim(self, owner: str, lease: float, limit: int = 100,
+                    abandoned: Callable[[str, str], bool] | None = None) -> list[tuple[str, bytes]]:
+        """Take over, for `owner`, events whose lease expired (its own too: held that long, they were lost),
+        whose holder is dead (`bot.stores.owner.is_dead`), or for which `abandoned(item_id, holder)` says
+        so (the caller knows nobody handles them); each is handed to one claimant only."""
 
     @abstractmethod
     def ping(self) -> None:

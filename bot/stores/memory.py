@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from bot.stores.base import Store, check_key
 from bot.stores.local_locks import LocalKeyLocks
@@ -66,13 +67,14 @@ class MemoryStore(Store):
         with self._mutex:
             self._inbox.pop(item_id, None)
 
-    def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+    def inbox_claim(self, owner: str, lease: float, limit: int = 100,
+                    abandoned: Callable[[str, str], bool] | None = None) -> list[tuple[str, bytes]]:
         now, claimed = time.time(), []
         with self._mutex:
             for item_id, (payload, holder, expiry) in list(self._inbox.items()):
                 if len(claimed) >= limit:
                     break
-                if expiry < now or (holder != owner and is_dead(holder)):
+                if expiry < now or (holder != owner and is_dead(holder)) or (abandoned and abandoned(item_id, holder)):
                     self._inbox[item_id] = (payload, owner, now + lease)
                     claimed.append((item_id, payload))
         return claimed

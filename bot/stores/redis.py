@@ -159,7 +159,8 @@ class RedisStore(Store):
 
         self._run(done)
 
-    def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+    def inbox_claim(self, owner: str, lease: float, limit: int = 100,
+                    abandoned: Callable[[str, str], bool] | None = None) -> list[tuple[str, bytes]]:
         now = time.time()
         holders = self._run(lambda r: r.hgetall(INBOX[1]))
         expiries = dict(self._run(lambda r: r.zrange(INBOX[2], 0, -1, withscores=True)))
@@ -167,13 +168,14 @@ class RedisStore(Store):
         for raw_id, raw_holder in holders.items():
             if len(claimed) >= limit:
                 break
-            holder = raw_holder.decode("utf-8", "replace")
-            if expiries.get(raw_id, 0.0) >= now and (holder == owner or not is_dead(holder)):
+            holder, item = raw_holder.decode("utf-8", "replace"), raw_id.decode("utf-8", "replace")
+            if (expiries.get(raw_id, 0.0) >= now and (holder == owner or not is_dead(holder))
+                    and not (abandoned and abandoned(item, holder))):
                 continue
             payload = self._run(lambda r, i=raw_id, h=raw_holder: self._claim_script(
                 keys=list(INBOX), args=[i, h, _one_call(owner), now + lease], client=r))
             if payload is not None:
-                claimed.append((raw_id.decode("utf-8", "replace"), bytes(payload)))
+                claimed.append((item, bytes(payload)))
         return claimed
 
     def ping(self) -> None:

@@ -167,14 +167,16 @@ class SQLiteStore(Store):
     def inbox_done(self, item_id: str) -> None:
         self._run(lambda c: c.execute("DELETE FROM inbox WHERE id = ?", (item_id,)))
 
-    def inbox_claim(self, owner: str, lease: float, limit: int = 100) -> list[tuple[str, bytes]]:
+    def inbox_claim(self, owner: str, lease: float, limit: int = 100,
+                    abandoned: Callable[[str, str], bool] | None = None) -> list[tuple[str, bytes]]:
         now = time.time()
         rows = self._run(lambda c: c.execute("SELECT id, owner, expires FROM inbox").fetchall())
         claimed = []
         for item_id, holder, expires in rows:
             if len(claimed) >= limit:
                 break
-            if expires >= now and (holder == owner or not is_dead(holder)):
+            if (expires >= now and (holder == owner or not is_dead(holder))
+                    and not (abandoned and abandoned(item_id, holder))):
                 continue
             # Compare-and-set: only one claimant wins an item, whoever else looks at the same time.
             cur = self._run(lambda c, i=item_id, h=holder: c.execute(
