@@ -57,16 +57,19 @@ def _abandoned_here(item_id: str, holder: str) -> bool:
 class Inbox:
     def __init__(self, store: Store, lease: float, interval: float = 2.0):
         self.store, self.lease, self.interval = store, lease, interval
-        self._handlers: dict[str, Recover] = {}
+        self._handlers: dict[str, tuple[Recover, Callable[[str], bool] | None]] = {}
         self._undone: set[str] = set()  # answered, but the store was down when we said so: said again later
         self._abandoned: dict[str, tuple[bytes, Callable[[str], bool]]] = {}  # kept, never handed out
         self._undone_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def register(self, prefix: str, recover: Recover) -> None:
-        """Events whose id starts with `prefix` are recovered by `recover(item_id, payload)`."""
-        self._handlers[prefix] = recover
+    def register(self, prefix: str, recover: Recover, seen: Callable[[str], bool] | None = None) -> None:
+        """Events whose id starts with `prefix` are recovered by `recover(item_id, payload)`. `seen` is the
+        adapter's answered-before mark (as given to `admit`): a recovered event is marked with it before it
+        is handed out, so that a redelivery arriving after it is answered is dropped, even when the worker
+        that admitted it never got as far as marking it."""
+        self._handlers[prefix] = (recover, seen)
 
     def add(self, item_id: str, payload: bytes) -> bool:
         """Keep an event; False if it is kept already (a redelivery while it is being answered). StoreError
@@ -139,9 +142,19 @@ class Inbox:
             taken = self.store.inbox_claim(process_owner(), self.lease, abandoned=_abandoned_here)
             for item_id, _ in taken:
                 _mark(item_id)
+        for index, (item_id, _) in enumerate(taken):
+            seen = self._handler(item_id)[1]
+            try:
+                if seen is not None:
+                    seen(item_id)  # True or False alike: from now on a redelivery reads as answered
+            except StoreError:
+                for later, _ in taken[index:]:  # still ours in the store, unmarked: the next pass takes them
+                    _unmark(later)
+                taken = taken[:index]
+                break
         claimed = self._take_abandoned() + taken
         for item_id, payload in claimed:
-            recover = next((fn for prefix, fn in self._handlers.items() if item_id.startswith(prefix)), None)
+            recover = self._handler(item_id)[0]
             if recover is None:  # an adapter this process does not run: its lease brings it back later
                 log.warning("inbox: no adapter for a recovered event", extra={"item": item_id.split(":")[0]})
                 continue
@@ -151,6 +164,9 @@ class Inbox:
             except Exception:  # kept: its lease brings it back for another try
                 log.exception("inbox: recovering an event failed")
         return len(claimed)
+
+    def _handler(self, item_id: str) -> tuple[Recover | None, Callable[[str], bool] | None]:
+        return next((h for prefix, h in self._handlers.items() if item_id.startswith(prefix)), (None, None))
 
     def start(self) -> None:
         """Run `recover_now` every `interval` seconds in a daemon thread (once per process)."""

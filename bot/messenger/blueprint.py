@@ -56,8 +56,9 @@ def make_blueprint(services) -> Blueprint:
                 timer.start()
 
     queues = UserQueues(services.background, handle)
-    inbox.register("messenger:", lambda item_id, payload: _requeue(queues, item_id, payload))
     store = services.engine.store
+    inbox.register("messenger:", lambda item_id, payload: _requeue(queues, item_id, payload),
+                   lambda k: store.seen(k, ttl=DEDUPE_TTL))
     bp = Blueprint("messenger", __name__, url_prefix="/messenger")
 
     @bp.record_once

@@ -52,7 +52,7 @@ class WebhookRunner:
         self._lock = threading.Lock()
         self._closed = False
         self._in_flight: set[concurrent.futures.Future] = set()
-        services.inbox.register("telegram:", self._recover)
+        services.inbox.register("telegram:", self._recover, lambda k: services.engine.store.seen(k, DEDUPE_SECONDS))
 
     def start(self) -> Application:
         """Start the loop thread and the Application (initialize: getMe; start) unless already running."""
