@@ -122,10 +122,9 @@ class SQLiteStore(Store):
     def _acquire(self, conversation: str, timeout: float, lease: float, holder: str) -> object:
         deadline = time.monotonic() + timeout
         self._locks.acquire(conversation, deadline, timeout)
-        owner = holder
         delay = POLL_S[0]
         try:
-            while not self._try_lock(conversation, owner, lease):
+            while not self._try_lock(conversation, holder, lease):
                 if time.monotonic() + delay > deadline:
                     raise LockTimeout(f"conversation lock not free after {timeout:g} s (held by another process)")
                 time.sleep(delay)
@@ -133,7 +132,7 @@ class SQLiteStore(Store):
         except BaseException:
             self._locks.release(conversation)
             raise
-        return owner
+        return holder
 
     def _release(self, conversation: str, token: object) -> None:
         try:
