@@ -37,12 +37,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.engine import Engine, EngineConfig  # noqa: E402
-from bot.sampler import sample_rows  # noqa: E402
-from bot.settings import SamplingSettings  # noqa: E402
+from bot.engine.engine import Engine, EngineConfig  # noqa: E402
+from bot.engine.settings import SamplingSettings  # noqa: E402
 from model.artifact import save_artifact  # noqa: E402
 from model.config import ModelConfig  # noqa: E402
 from model.network import CharLSTM  # noqa: E402
+from model.sampler import sample_rows  # noqa: E402
 from model.stream import encode_message  # noqa: E402
 from model.vocab import AuthorTable, Vocabulary  # noqa: E402
 

@@ -269,9 +269,9 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def run(users: int, messages: int, redeliveries: int, workers: int, threads: int) -> dict:
-    from bot.messenger.handler import APOLOGY as FB_APOLOGY
-    from bot.messenger.handler import BUSY as FB_BUSY
-    from bot.telegram.handlers import APOLOGY as TG_APOLOGY
+    from bot.adapters.messenger.handler import APOLOGY as FB_APOLOGY
+    from bot.adapters.messenger.handler import BUSY as FB_BUSY
+    from bot.adapters.telegram.handlers import APOLOGY as TG_APOLOGY
 
     apologies = {FB_APOLOGY, FB_BUSY, TG_APOLOGY, "I'm busy right now; try again in a moment.",
                  "That took me too long; try again?"}

@@ -160,7 +160,7 @@ def run(users: int, messages: int, redeliveries: int, workers: int, threads: int
 def transcripts_in_order(store_url: str, users: int, messages: int) -> int:
     """How many users' stored transcripts hold their messages once each, in the order sent (the transcript
     keeps the last 20 messages: 10 of the user's)."""
-    from bot.stores import open_store
+    from bot.infra.stores import open_store
 
     kept = 0
     with open_store(store_url) as store:

@@ -1,2 +1,3 @@
-"""The serving side: the reply engine (`bot.engine`), conversation stores (`bot.stores`), terminal
-commands (`bot.commands`) and, later, the platform adapters. Imports `model/`, never `training/`."""
+"""The serving side, in floors: `infra/` (settings, stores, inbox, logging, model source) under `engine/` (the
+reply engine) under `conversation/` (the chat protocol) under `adapters/` (Messenger, Telegram, console,
+terminal) under `app/` (the Flask factory and the serving commands). Imports `model/`, never `training/`."""

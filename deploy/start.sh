@@ -11,4 +11,4 @@ if [ -z "${TALKLIKE_MODEL:-}" ] && [ -z "${MODEL_URL:-}" ]; then
     exit 2
   fi
 fi
-exec gunicorn 'bot.app:create_app()' -c python:bot.gunicorn_conf
+exec gunicorn 'bot.app:create_app()' -c python:bot.app.gunicorn_conf

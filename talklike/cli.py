@@ -1,6 +1,6 @@
 """The `talklike` command: one entry point, subcommands registered by each package.
 
-Each package owns its commands (`training.commands`, `bot.commands`) and registers them here; handlers
+Each package owns its commands (`training.commands`, `bot.app.commands`) and registers them here; handlers
 import their heavy modules lazily so `talklike --help` stays instant. This module is the only place that
 sees both training and bot, which keeps the rule that `bot/` never imports `training/`.
 """
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    from bot import commands as bot_commands
+    from bot.app import commands as bot_commands
     from talklike import info_command
     from training import commands as training_commands
 

@@ -16,9 +16,9 @@ import pytest
 from conftest import free_port
 
 from bot.app import create_app, services_of
-from bot.app_config import AppConfig, ConfigError
-from bot.engine import Engine
-from bot.model_source import ModelSourceError, resolve_model
+from bot.engine.engine import Engine
+from bot.infra.config import AppConfig, ConfigError
+from bot.infra.model_source import ModelSourceError, resolve_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -105,15 +105,15 @@ def test_an_unknown_telegram_setting_stops_the_start_even_with_telegram_off(tiny
 
 
 def test_debug_logging_lets_the_adapters_log_text(tiny_artifact, engine):
-    from bot.log_format import log_text
+    from bot.infra.log_format import log_text
 
     try:
         create_app({"TALKLIKE_MODEL": str(tiny_artifact), "TALKLIKE_LOG_LEVEL": "DEBUG"}, engine=engine)
-        assert log_text() and logging.getLogger("bot.messenger.handler").isEnabledFor(logging.DEBUG)
+        assert log_text() and logging.getLogger("bot.adapters.messenger.handler").isEnabledFor(logging.DEBUG)
         create_app({"TALKLIKE_MODEL": str(tiny_artifact)}, engine=engine)
         assert not log_text()
     finally:
-        from bot.log_format import set_app_level
+        from bot.infra.log_format import set_app_level
 
         set_app_level("INFO")
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from bot.app import create_app, services_of
-from bot.batching import EngineBusy, EngineTimeout
-from bot.engine import Engine, EngineConfig
-from bot.settings import SamplingSettings
-from bot.stores.base import LockTimeout, StoreUnavailable
+from bot.engine.batching import EngineBusy, EngineTimeout
+from bot.engine.engine import Engine, EngineConfig
+from bot.engine.settings import SamplingSettings
+from bot.infra.stores.base import LockTimeout, StoreUnavailable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-STATIC = Path(__file__).resolve().parent.parent / "bot" / "console" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "bot" / "adapters" / "console" / "static"
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from bot.app import create_app, services_of
-from bot.engine import Engine, EngineConfig
-from bot.settings import SamplingSettings
+from bot.engine.engine import Engine, EngineConfig
+from bot.engine.settings import SamplingSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

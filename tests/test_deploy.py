@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from bot.app_config import AppConfig
+from bot.infra.config import AppConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,12 +59,15 @@ def test_the_dockerfile_builds_a_slim_cpu_non_root_image_with_a_health_check():
 def test_the_procfile_runs_gunicorn_with_threaded_workers_and_the_factory():
     processes = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     web = shlex.split(processes["web"])
-    assert web[:2] == ["gunicorn", "bot.app:create_app()"] and "python:bot.gunicorn_conf" in web
+    assert web[:2] == ["gunicorn", "bot.app:create_app()"] and "python:bot.app.gunicorn_conf" in web
     assert shlex.split(processes["worker"])[:2] == ["talklike", "telegram"]
-    from bot import gunicorn_conf
+    from bot.app import gunicorn_conf
 
     assert gunicorn_conf.worker_class == "gthread" and gunicorn_conf.threads >= 4
     assert not getattr(gunicorn_conf, "preload_app", False)  # the model is loaded after the fork
+    from bot import gunicorn_conf as earlier_name  # `-c python:bot.gunicorn_conf` of earlier releases
+
+    assert earlier_name.worker_class == "gthread" and earlier_name.when_ready is gunicorn_conf.when_ready
 
 
 def test_heroku_files_install_the_cpu_build_and_name_real_settings():

@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import ALICE_LINE, BOB_LINE, build_artifact
 
-from bot.batching import EngineBusy, EngineTimeout
-from bot.engine import EmptyMessage, Engine, EngineConfig, UnknownConversation, UnknownPersona
-from bot.settings import SettingsError
+from bot.engine.batching import EngineBusy, EngineTimeout
+from bot.engine.engine import EmptyMessage, Engine, EngineConfig, UnknownConversation, UnknownPersona
+from bot.engine.settings import SettingsError
 from model.artifact import load_artifact
 from talklike.errors import UserError
 
@@ -360,7 +360,7 @@ def test_long_silence_opens_a_new_session(tiny_artifact):
 
 # --- the sampler -------------------------------------------------------------------------------------
 def test_sampler_follows_each_rows_settings():
-    from bot.sampler import sample_rows
+    from model.sampler import sample_rows
     from model.vocab import Vocabulary
 
     V = 12

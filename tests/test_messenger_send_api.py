@@ -9,7 +9,7 @@ import pytest
 from conftest import free_port
 from fake_graph import FakeGraph
 
-from bot.messenger.send_api import RetryPolicy, SendAPI, SendError, quick_reply, split_text
+from bot.adapters.messenger.send_api import RetryPolicy, SendAPI, SendError, quick_reply, split_text
 
 TOKEN = "PAGE-TOKEN-5be1"
 

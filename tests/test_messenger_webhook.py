@@ -12,10 +12,10 @@ import time
 import pytest
 from fake_graph import FakeGraph, facebook_json, message_event, postback_event, sign, webhook
 
+from bot.adapters.messenger.handler import APOLOGY, ATTACHMENT, BUSY
+from bot.adapters.messenger.send_api import RetryPolicy
 from bot.app import create_app, services_of
-from bot.log_format import JSONFormatter
-from bot.messenger.handler import APOLOGY, ATTACHMENT, BUSY
-from bot.messenger.send_api import RetryPolicy
+from bot.infra.log_format import JSONFormatter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -244,7 +244,7 @@ def test_a_store_that_is_down_gets_503_so_facebook_delivers_again(tiny_artifact,
 
 
 def test_a_reply_waits_for_a_store_that_went_down_instead_of_saying_busy(tiny_artifact, fake, own_redis_server):
-    from bot.stores import StoreUnavailable, open_store
+    from bot.infra.stores import StoreUnavailable, open_store
 
     app = make_app(tiny_artifact, fake, TALKLIKE_STORE_URL=own_redis_server.url)
     try:

@@ -9,11 +9,11 @@ import pytest
 import torch
 from conftest import build_artifact
 
-from bot.engine import Engine, EngineConfig
-from bot.numpy_step import NumpyStep
+from bot.engine.engine import Engine, EngineConfig
 from model.artifact import load_artifact, script_model
 from model.config import ModelConfig
 from model.network import CharLSTM
+from model.numpy_step import NumpyStep
 from model.vocab import Vocabulary
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

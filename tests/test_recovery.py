@@ -19,7 +19,7 @@ from fake_bot_api import FakeBotAPI, message, private_chat, update, user, wait_u
 from fake_graph import FakeGraph, facebook_json, message_event, sign, webhook
 from gunicorn_server import GunicornServer
 
-from bot.stores import open_store
+from bot.infra.stores import open_store
 
 SECRET, PAGE, TG_SECRET = "app-secret", "PAGE-TOKEN", "tg-secret_2"
 

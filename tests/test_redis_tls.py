@@ -9,8 +9,8 @@ import time
 import pytest
 from conftest import REDIS_SERVER, free_port
 
-from bot.app_config import AppConfig
-from bot.stores import ConversationRecord, StoreUnavailable, open_store
+from bot.infra.config import AppConfig
+from bot.infra.stores import ConversationRecord, StoreUnavailable, open_store
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,15 @@ import uuid
 import numpy as np
 import pytest
 
-from bot.stores import BadStoreURL, ConversationRecord, LockTimeout, StoreError, StoreUnavailable, open_store
-from bot.stores.record import RecordError
+from bot.infra.stores import (
+    BadStoreURL,
+    ConversationRecord,
+    LockTimeout,
+    StoreError,
+    StoreUnavailable,
+    open_store,
+)
+from bot.infra.stores.record import RecordError
 from talklike.errors import UserError
 
 
@@ -269,7 +276,7 @@ def _dead_holder() -> str:
 
 
 def test_inbox_items_are_claimed_once_after_their_holder_dies_or_its_lease_ends(store):
-    from bot.stores.owner import process_owner
+    from bot.infra.stores.owner import process_owner
 
     me, dead = process_owner(), _dead_holder()
     a, b, c = key(), key(), key()
@@ -320,8 +327,8 @@ def test_a_lock_held_by_a_dead_process_of_this_machine_is_taken_at_once(store, t
 
 
 def test_an_inbox_item_is_kept_once_and_a_lost_own_item_comes_back_after_its_lease(store):
-    from bot.inbox import Inbox
-    from bot.stores.owner import process_owner
+    from bot.infra.inbox import Inbox
+    from bot.infra.stores.owner import process_owner
 
     me, k = process_owner(), key()
     assert store.inbox_add(k, b"first", me, lease=0.05) is True
@@ -340,7 +347,7 @@ def test_an_inbox_item_is_kept_once_and_a_lost_own_item_comes_back_after_its_lea
 
 
 def test_a_lock_this_process_failed_to_release_is_taken_at_once(store):
-    from bot.stores.owner import holder_token
+    from bot.infra.stores.owner import holder_token
 
     if store.url.startswith("memory"):
         pytest.skip("the memory store's locks cannot fail to release")
@@ -410,7 +417,7 @@ def _lose_the_next_reply(store, command: str) -> dict:
 
 @pytest.mark.parametrize("operation", ["lock", "seen", "inbox_add", "inbox_claim"])
 def test_a_redis_write_sent_again_after_a_lost_reply_still_reads_as_ours(redis_server, operation):
-    from bot.stores.owner import process_owner
+    from bot.infra.stores.owner import process_owner
 
     store, k = open_store(redis_server.url), key()
     if operation == "inbox_claim":
@@ -439,7 +446,7 @@ def test_an_event_kept_while_its_admission_failed_is_recovered_on_the_next_pass(
     # The store kept the event, but the reply saying so was lost (a server stopping right after the
     # write): the platform heard 503, and its redelivery finds the event kept already. Nobody here handles
     # it, so the next recovery pass hands it out: not a lease (here 600 s) later.
-    from bot.inbox import Inbox
+    from bot.infra.inbox import Inbox
 
     k, got = key(), []
     inbox, other = Inbox(store, lease=600), Inbox(open_store(store.url) if "memory" not in store.url else store, 600)
@@ -473,7 +480,7 @@ def test_an_event_kept_while_its_admission_failed_is_recovered_on_the_next_pass(
 
 
 def test_a_redelivery_while_its_event_is_answered_here_leaves_it_held(store):
-    from bot.inbox import Inbox
+    from bot.infra.inbox import Inbox
 
     inbox, k, got = Inbox(store, lease=600), key(), []
     inbox.register("test:", lambda item, payload: got.append(item))

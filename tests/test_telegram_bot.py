@@ -24,15 +24,15 @@ from fake_bot_api import (
 )
 from flask import Flask
 
+from bot.adapters.telegram.config import TelegramConfig, parse_author_map
+from bot.adapters.telegram.handlers import APOLOGY, NOT_TEXT
+from bot.adapters.telegram.webhook import SECRET_HEADER, close_runner, make_blueprint
 from bot.app import Services
-from bot.app_config import AppConfig, ConfigError
-from bot.background import BackgroundTasks
-from bot.engine import Engine, EngineConfig
-from bot.inbox import Inbox
-from bot.settings import SamplingSettings
-from bot.telegram.config import TelegramConfig, parse_author_map
-from bot.telegram.handlers import APOLOGY, NOT_TEXT
-from bot.telegram.webhook import SECRET_HEADER, close_runner, make_blueprint
+from bot.engine.engine import Engine, EngineConfig
+from bot.engine.settings import SamplingSettings
+from bot.infra.background import BackgroundTasks
+from bot.infra.config import AppConfig, ConfigError
+from bot.infra.inbox import Inbox
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -410,7 +410,7 @@ def test_author_map_naming_a_stranger_fails_at_start_up(engine, api):
 
 
 def test_long_text_is_split_within_telegrams_limit_counting_utf16():
-    from bot.telegram.incoming import split_text
+    from bot.adapters.telegram.incoming import split_text
 
     words = ("word " * 2000).strip()  # 9999 characters
     pieces = split_text(words)
@@ -426,7 +426,7 @@ def test_the_sliding_window_waits_for_its_turn():
     import asyncio
     import time
 
-    from bot.telegram.limiter import _is_group, _Window
+    from bot.adapters.telegram.limiter import _is_group, _Window
 
     async def three() -> list[float]:
         window = _Window(2, 0.3)
@@ -450,7 +450,7 @@ def test_the_runner_stops_with_the_services(engine, api):
     u, chat = new_private()
     h.post(message=message(chat, u, "hi"))
     h.replies(chat["id"])
-    from bot.telegram.webhook import runner_of
+    from bot.adapters.telegram.webhook import runner_of
 
     thread = runner_of(app)._thread
     [close] = services.closers  # what Services.close() runs before it stops the engine

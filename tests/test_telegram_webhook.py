@@ -11,10 +11,10 @@ import requests
 from fake_bot_api import TOKEN, FakeBotAPI, message, private_chat, update, user
 from werkzeug.serving import make_server
 
+from bot.adapters.telegram.webhook import SECRET_HEADER, close_runner, runner_of
 from bot.app import create_app
-from bot.engine import Engine, EngineConfig
-from bot.settings import SamplingSettings
-from bot.telegram.webhook import SECRET_HEADER, close_runner, runner_of
+from bot.engine.engine import Engine, EngineConfig
+from bot.engine.settings import SamplingSettings
 from talklike.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

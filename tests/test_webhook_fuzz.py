@@ -17,8 +17,8 @@ from fake_graph import FakeGraph, facebook_json, message_event, sign, webhook
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.adapters.telegram.webhook import runner_of
 from bot.app import create_app, services_of
-from bot.telegram.webhook import runner_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,7 +43,7 @@ def app(tiny_artifact, fakes):
                       "TELEGRAM_API_URL": bot_api.url})
     handler = app.extensions.get("talklike.messenger")
     if handler is not None and hasattr(handler.send_api, "retry"):  # fail fast on the fake's odd answers
-        from bot.messenger.send_api import RetryPolicy
+        from bot.adapters.messenger.send_api import RetryPolicy
 
         handler.send_api.retry = RetryPolicy(attempts=2, backoff=0.01)
     yield app
@@ -204,7 +204,7 @@ def test_the_background_survives_the_fuzz_and_still_answers(app, fakes, caplog):
         assert graph.wait_for(lambda f: len(f.texts("after-fuzz")) == 1, timeout=60)
         bot_api.wait_for("sendMessage", 1, lambda c: str(c.get("chat_id")) == "990001", timeout=60)
         assert services.background.wait_idle(60)
-    escaped = [r for r in caplog.records if r.name == "bot.background"]  # BackgroundTasks: "task ... failed"
+    escaped = [r for r in caplog.records if r.name == "bot.infra.background"]  # BackgroundTasks: "task ... failed"
     assert not escaped, [r.getMessage() for r in escaped]
     assert app.test_client().get("/readyz").status_code == 200
 

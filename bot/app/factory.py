@@ -1,0 +1,147 @@
+"""The Flask app: `create_app(config=None)` wires the reply engine to the web transports.
+
+Blueprints: health (`/healthz`, `/readyz`), the Messenger webhook (`/messenger/webhook`, when configured),
+the Telegram webhook (`/telegram/webhook`, when configured) and the local console (`/` and `/api/`).
+Production runs `gunicorn 'bot.app:create_app()'`; each worker process loads the model after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from bot.infra.background import BackgroundTasks
+from bot.infra.config import AppConfig, ConfigError
+from bot.infra.inbox import Inbox
+from bot.infra.log_format import configure_logging, set_app_level
+
+log = logging.getLogger("talklike.app")
+
+
+@dataclass
+class Services:
+    """What the blueprints share: settings, the engine, and the background pool."""
+
+    config: AppConfig
+    engine: object  # bot.engine.Engine
+    background: BackgroundTasks
+    inbox: Inbox  # webhook events acknowledged but not yet answered (recovered if a worker dies)
+    closers: list[Callable[[], None]] = field(default_factory=list)  # adapters' own clean-up, run by close
+
+    @property
+    def default_persona(self) -> str:
+        """TALKLIKE_PERSONA, else the first persona the engine may speak as."""
+        return self.config.persona or self.engine.personas[0]
+
+    def close(self) -> None:
+        """Finish background work, run the adapters' clean-up (newest first: the Telegram loop finishes its
+        updates), then stop the engine. Idempotent."""
+        self.inbox.close()
+        self.background.close()
+        while self.closers:
+            try:
+                self.closers.pop()()
+            except Exception:
+                log.exception("clean-up at shutdown failed")
+        self.engine.close()
+
+
+def load_config(config: AppConfig | Mapping[str, str] | None) -> AppConfig:
+    """An AppConfig from None (the environment), a mapping of variables, or an AppConfig."""
+    if isinstance(config, AppConfig):
+        config.check()
+        return config
+    return AppConfig.from_env(config)
+
+
+def build_engine(config: AppConfig):
+    """Load the model named by TALKLIKE_MODEL into an engine over TALKLIKE_STORE_URL."""
+    from bot.engine.engine import Engine, EngineConfig
+    from bot.infra.model_source import resolve_model
+    from model.artifact import load_artifact
+
+    if not config.model:
+        raise ConfigError("TALKLIKE_MODEL is not set: give the path or URL of a model file written by `talklike export`")
+    artifact = load_artifact(str(resolve_model(config.model, config.model_sha256)))
+    allowed = config.personas or artifact.personas
+    if config.persona and (config.persona not in artifact.personas or config.persona not in allowed):
+        raise ConfigError(f"TALKLIKE_PERSONA {config.persona!r} is not a persona of the model "
+                          f"(it has: {', '.join(p for p in artifact.personas if p in allowed)})")
+    return Engine(artifact, EngineConfig(personas=config.personas, store_url=config.store_url,
+                                         timeout=config.reply_timeout, num_threads=config.torch_threads))
+
+
+def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None) -> Flask:
+    """The app. `config`: None reads the environment; a mapping is read as if it were the environment.
+    `engine`: share an already loaded engine (tests); by default one is loaded from TALKLIKE_MODEL."""
+    from bot.adapters.telegram.config import TelegramConfig
+
+    settings = load_config(config)
+    env = None if isinstance(config, AppConfig) else config  # the variables, for adapters' own settings
+    telegram_settings = TelegramConfig.from_env(env)  # checked even with Telegram off: a typo is an error
+    if not logging.getLogger().handlers:
+        configure_logging(settings.log_level)
+    set_app_level(settings.log_level)
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False
+    engine = engine or build_engine(settings)
+    # An event's lease outlasts any reply (like the conversation lock's), so only a dead holder loses it early.
+    inbox = Inbox(engine.store, lease=max(120.0, 4 * settings.reply_timeout))
+    services = Services(settings, engine, BackgroundTasks(settings.background_threads), inbox)
+    app.extensions["talklike"] = services
+
+    from bot.app.health import health
+
+    app.register_blueprint(health)
+    if settings.messenger_enabled:
+        from bot.adapters.messenger.blueprint import make_blueprint as messenger_blueprint
+
+        app.register_blueprint(messenger_blueprint(services))
+    if settings.telegram_webhook_enabled:
+        from bot.adapters.telegram.webhook import make_blueprint as telegram_blueprint
+
+        app.register_blueprint(telegram_blueprint(services, telegram_settings))
+    if settings.console:
+        from bot.adapters.console.blueprint import make_blueprint as console_blueprint
+
+        app.register_blueprint(console_blueprint(services))
+    inbox.start()  # after the adapters registered what they recover
+    _install_edge(app)
+    log.info("app ready", extra={"messenger": settings.messenger_enabled, "telegram_webhook": settings.telegram_webhook_enabled,
+                                 "console": settings.console, "personas": services.engine.personas,
+                                 "store": services.engine.store.url})
+    return app
+
+
+def services_of(app: Flask) -> Services:
+    return app.extensions["talklike"]
+
+
+def _install_edge(app: Flask) -> None:
+    """JSON errors with explicit status codes, and one log line per request (never its body)."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        return jsonify(error=err.name, message=err.description), err.code
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception):
+        log.exception("unhandled error", extra={"path": request.path})
+        return jsonify(error="Internal Server Error", message="something went wrong; it has been logged"), 500
+
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def log_request(response):
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info("request", extra={"method": request.method, "path": request.path, "status": response.status_code,
+                                   "ms": round(elapsed, 1)})
+        return response

@@ -1,0 +1,40 @@
+"""gunicorn settings for talklike (used by the Procfile and the Dockerfile: `-c python:bot.gunicorn_conf`).
+
+Threaded workers (gthread): a reply waits on the engine's worker thread, not on the CPU, so one process
+serves many conversations; each process loads the model after the fork (no preload), so every worker has
+its own engine and torch thread pool. A model given by URL is downloaded once, by the master, after the
+port is bound (Heroku only waits 60 s for the bind).
+"""
+
+from __future__ import annotations
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))  # each worker holds torch and the model (~250 MB)
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+timeout = 60  # a worker silent this long is restarted
+graceful_timeout = 30  # SIGTERM: in-flight requests and background replies get this long to finish
+keepalive = 5
+accesslog = None  # the app logs one JSON line per request (without bodies)
+errorlog = "-"
+loglevel = os.environ.get("TALKLIKE_LOG_LEVEL", "info").lower()
+
+
+def when_ready(server):
+    """Fetch a model URL into the cache before the workers start, so they do not all download it."""
+    from bot.infra.config import AppConfig
+    from bot.infra.model_source import resolve_model
+
+    config = AppConfig.from_env()
+    if config.model and "://" in config.model:
+        resolve_model(config.model, config.model_sha256)
+
+
+def worker_exit(server, worker):
+    """Let background replies finish, then stop the engine (graceful stop under SIGTERM)."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("talklike") if app is not None else None
+    if services is not None:
+        services.close()

@@ -1,0 +1,1 @@
+"""The reply engine: conversation memory and batched generation. Imports neither Flask, telegram nor requests."""

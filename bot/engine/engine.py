@@ -1,0 +1,361 @@
+"""The reply engine: conversation memory + batched generation for every adapter (CLI, web, bots).
+
+One `Engine` per process loads the artifact once and owns a `BatchWorker` thread. Per conversation key
+(`platform:chat_id`) a store keeps the recurrent state after the last message, so a new message costs only
+its own characters, however long the history. Calls are thread-safe (one reply at a time per conversation,
+through the store's lock) and have asyncio twins that never block the event loop.
+
+Long incoming messages are truncated to their LAST `max_message_chars` characters (the end is what a reply
+answers; platform limits are in this range anyway), never refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from bot.engine.batching import BatchWorker, EngineError, EngineTimeout, FeedResult, GenerateResult, Job
+from bot.engine.reply_text import cut_before_memorized, cut_runaway
+from bot.engine.settings import SamplingSettings, SettingsError
+from bot.infra.stores import ConversationRecord, Store, open_store
+from bot.infra.stores.base import DEFAULT_LOCK_LEASE
+from model.artifact import Artifact, load_artifact
+from model.stream import DEFAULT_SESSION_GAP, encode_message
+from model.vocab import AuthorTable, Vocabulary
+from talklike.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class UnknownPersona(UserError):
+    """The persona is not in the model, or not on the allowlist."""
+
+
+class EmptyMessage(UserError):
+    """A message to answer has no text."""
+
+
+class UnknownConversation(UserError):
+    """The conversation has no stored state (never seen, or forgotten)."""
+
+
+@dataclass
+class EngineConfig:
+    """Engine configuration; `personas` None allows every author of the model."""
+
+    personas: list[str] | None = None  # the allowlist: people who agreed to be imitated
+    store_url: str = "memory://"
+    settings: SamplingSettings = field(default_factory=SamplingSettings)
+    max_queue: int = 256  # waiting requests beyond this → EngineBusy
+    max_batch: int = 64  # replies stepped together
+    timeout: float = 30.0  # seconds per request, retries included
+    num_threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    onednn: bool = False  # oneDNN's LSTM (prefills) is slower for short calls on CPU
+    fast_step: bool = True  # decode steps in numpy (fp32 artifacts): several times cheaper than torch per step
+    guard: bool = True  # resample / cut replies repeating a training message verbatim
+    guard_retries: int = 3
+    empty_retries: int = 3
+    fallback_reply: str = "…"  # when every try came out empty
+    transcript_len: int = 20
+    max_message_chars: int = 2000
+    session_gap: float | None = None  # seconds of silence that open a new session; None: as in training
+
+
+class Engine:
+    """Replies in a persona's style, remembering each conversation."""
+
+    def __init__(self, artifact: Artifact | str, config: EngineConfig | None = None, store: Store | None = None):
+        self.config = config or EngineConfig()
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+        self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+        self.vocab: Vocabulary = self.artifact.vocab
+        self.authors: AuthorTable = self.artifact.authors
+        self.guard = self.artifact.guard if self.config.guard else None
+        known = self.authors.personas
+        allowed = known if self.config.personas is None else list(self.config.personas)
+        missing = [p for p in allowed if p not in known]
+        if missing:
+            raise UnknownPersona(f"persona(s) {', '.join(missing)} not in the model (it knows: {', '.join(known)})")
+        self.personas: list[str] = allowed
+        trained = (self.artifact.card.get("train_config") or {}).get("session_gap")
+        self.session_gap = float(self.config.session_gap or trained or DEFAULT_SESSION_GAP)
+        self._owns_store = store is None
+        self.store = store or open_store(self.config.store_url)
+        module = self.artifact.module
+        h0, _ = module.init_state(1)
+        self._shape = tuple(h0.shape)  # (L, 1, H)
+        self.worker = BatchWorker(module, self.vocab, self.config.max_queue, self.config.max_batch,
+                                  self.config.onednn, fast_step=self.config.fast_step)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(64, self.config.max_queue), thread_name_prefix="talklike-async"
+        )
+
+    # -- public API ---------------------------------------------------------------------------------
+    def reply(self, conversation: str, persona: str | None, message: str, author: str | None = None, *,
+              settings: dict | None = None, seed: int | None = None, timestamp: float | None = None) -> str:
+        """Fold `message` (by `author`; None or a stranger reads as ⟨other⟩) into the conversation and
+        answer it as `persona` (None: the conversation's persona)."""
+        text = self._message(message)
+        if not text.strip():
+            raise EmptyMessage("the message is empty")
+        return self._turn(conversation, persona, (author, text), settings, seed, timestamp)
+
+    def speak(self, conversation: str, persona: str | None, *, settings: dict | None = None,
+              seed: int | None = None, timestamp: float | None = None) -> str:
+        """Write the conversation's next message as `persona`, without a new incoming message."""
+        return self._turn(conversation, persona, None, settings, seed, timestamp)
+
+    def observe(self, conversation: str, author: str | None, text: str, timestamp: float | None = None) -> bool:
+        """Fold a message into the conversation without answering (group chats); False if it had no text."""
+        text = self._message(text)
+        if not text.strip():
+            return False
+        now = time.time() if timestamp is None else timestamp
+        deadline = time.monotonic() + self.config.timeout
+        with self._lock(conversation):
+            record = self.store.get(conversation) or ConversationRecord()
+            h, c = self._state(record)
+            chars, authors = encode_message(self.vocab, self._author_id(author), text, self._session(record, now))
+            result = self._wait(self.worker.submit(Job("feed", chars, authors, h, c, deadline)), deadline)
+            self._save(conversation, record, result.h, result.c, result.speaker, [(author, text)], now)
+        return True
+
+    def sample(self, persona: str, n: int = 1, prime: str = "", *, settings: dict | None = None,
+               seed: int | None = None) -> list[str]:
+        """`n` independent messages by `persona` opening a fresh conversation, generated together;
+        each starts with `prime`. Sample i uses seed + i, so results do not depend on `n`."""
+        pid = self._persona_id(persona)
+        if not 1 <= n <= self.config.max_queue:
+            raise SettingsError(f"number of samples must be between 1 and {self.config.max_queue}, got {n}")
+        options = self.config.settings.updated(settings)
+        prefix = self.vocab.encode(prime)
+        if len(prefix) >= options.max_chars:
+            raise SettingsError(f"the prime ({len(prefix)} characters) must be shorter than max_chars ({options.max_chars})")
+        deadline = time.monotonic() + self.config.timeout
+        h, c = self._zeros()
+        rngs = [random.Random(None if seed is None else seed + i) for i in range(n)]
+        futures = [self._start([Vocabulary.SESSION], [pid], h, c, pid, prefix, options, rng, deadline) for rng in rngs]
+        return [self._complete(f, pid, prime, prefix, options, rng, deadline, refeed=False)[0]
+                for f, rng in zip(futures, rngs, strict=True)]
+
+    def reset(self, conversation: str) -> bool:
+        """Start the conversation over (state and transcript cleared; persona and settings kept);
+        False if nothing was stored."""
+        with self._lock(conversation):
+            record = self.store.get(conversation)
+            if record is None:
+                return False
+            self.store.put(conversation, ConversationRecord(persona=record.persona, settings=record.settings))
+        return True
+
+    def forget(self, conversation: str) -> bool:
+        """Delete everything stored about the conversation; False if nothing was stored."""
+        with self._lock(conversation):
+            return self.store.delete(conversation)
+
+    def configure(self, conversation: str, persona: str | None = None, **settings) -> None:
+        """Set the conversation's persona and/or sampling settings (e.g. temperature=0.5) for later replies."""
+        if persona is not None:
+            self._persona_id(persona)
+        with self._lock(conversation):
+            record = self.store.get(conversation) or ConversationRecord()
+            merged = {**record.settings, **{k: v for k, v in settings.items() if v is not None}}
+            self.config.settings.updated(merged)  # validate now, not at the next reply
+            record.settings = merged
+            record.persona = persona or record.persona
+            self.store.put(conversation, record)
+
+    def next_speaker(self, conversation: str) -> list[tuple[str, float]]:
+        """Who is likely to write next: (name, probability) for every author, most likely first."""
+        record = self.store.get(_key(conversation))
+        if record is None or record.speaker is None or record.speaker.shape != (len(self.authors),):
+            raise UnknownConversation(f"conversation {conversation!r} has no messages yet")
+        probs = record.speaker.tolist()
+        return sorted(((self.authors.name_of(i), p) for i, p in enumerate(probs)), key=lambda x: -x[1])
+
+    def worker_alive(self) -> bool:
+        """Can the engine still generate (its worker thread runs)?"""
+        return self.worker.alive
+
+    def transcript(self, conversation: str) -> list[dict]:
+        """The last few messages of the conversation ({"author", "text", "ts"}), oldest first."""
+        record = self.store.get(_key(conversation))
+        return [] if record is None else record.transcript
+
+    async def areply(self, *args, **kwargs) -> str:
+        """`reply` for asyncio callers: runs on the engine's threads, the event loop stays free."""
+        return await self._in_thread(self.reply, *args, **kwargs)
+
+    async def aspeak(self, *args, **kwargs) -> str:
+        """`speak` for asyncio callers."""
+        return await self._in_thread(self.speak, *args, **kwargs)
+
+    async def aobserve(self, *args, **kwargs) -> bool:
+        """`observe` for asyncio callers."""
+        return await self._in_thread(self.observe, *args, **kwargs)
+
+    def close(self) -> None:
+        """Stop the worker thread, and close the store if the engine opened it."""
+        self.worker.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- one turn -----------------------------------------------------------------------------------
+    def _turn(self, conversation: str, persona: str | None, incoming: tuple[str | None, str] | None,
+              settings: dict | None, seed: int | None, timestamp: float | None) -> str:
+        now = time.time() if timestamp is None else timestamp
+        deadline = time.monotonic() + self.config.timeout
+        rng = random.Random(seed)
+        with self._lock(conversation):
+            record = self.store.get(conversation) or ConversationRecord()
+            persona = persona or record.persona
+            if persona is None:
+                raise UnknownPersona(f"no persona chosen; choose from: {', '.join(self.personas)}")
+            pid = self._persona_id(persona)
+            options = self.config.settings.updated(record.settings).updated(settings)
+            h, c = self._state(record)
+            session = self._session(record, now)
+            if incoming is not None:
+                chars, authors = encode_message(self.vocab, self._author_id(incoming[0]), incoming[1], session)
+            else:  # the persona opens or continues the conversation itself
+                chars, authors = ([Vocabulary.SESSION], [pid]) if session else ([], [])
+            future = self._start(chars, authors, h, c, pid, [], options, rng, deadline)
+            text, h, c, speaker = self._complete(future, pid, "", [], options, rng, deadline, refeed=True)
+            messages = ([incoming] if incoming is not None else []) + [(persona, text)]
+            record.persona = persona
+            self._save(conversation, record, h, c, speaker, messages, now)
+        return text
+
+    def _start(self, chars, authors, h, c, pid, prefix, options, rng, deadline) -> concurrent.futures.Future:
+        return self.worker.submit(Job("generate", chars, authors, h, c, deadline, persona_id=pid, prefix=prefix,
+                                      settings=options, rng=rng))
+
+    def _complete(self, future, pid: int, prime: str, prefix: list[int], options: SamplingSettings,
+                  rng: random.Random, deadline: float, refeed: bool):
+        """Wait for a generation, resample empty or memorized replies, cut runaways; returns
+        (text, h, c, speaker logits) with the state matching exactly the text returned."""
+        result: GenerateResult = self._wait(future, deadline)
+        pre: FeedResult = result.pre  # before the reply's BOS; retries start here
+        tries = {"empty": 0, "guard": 0}
+        limits = {"empty": self.config.empty_retries, "guard": self.config.guard_retries}
+        while True:
+            text = prime + self.vocab.decode(result.ids)
+            problem = "empty" if not text.strip() else "guard" if self._memorized(text) else None
+            if problem is None or tries[problem] >= limits[problem]:
+                break
+            tries[problem] += 1
+            log.debug("resampling a reply (%s, try %d)", problem, tries[problem])
+            result = self._wait(self._start([], [], pre.h, pre.c, pid, prefix, options, rng, deadline), deadline)
+        final = text if result.ended else cut_runaway(text)
+        if self.guard is not None:
+            final = cut_before_memorized(self.guard, final)
+        if not final.strip():
+            final = self.config.fallback_reply
+        if final == text or not refeed:
+            return final, result.h, result.c, result.speaker
+        boundary = result.boundary
+        if boundary is not None and final == text[: len(prime) + boundary[0]]:
+            # Cut at the last word boundary: the state there only needs the closing EOS.
+            fed = self._wait(self.worker.submit(Job("feed", [Vocabulary.EOS], [pid], boundary[1], boundary[2],
+                                                    deadline)), deadline)
+            return final, fed.h, fed.c, fed.speaker
+        # The state read characters the reply no longer has: re-read the reply as sent.
+        chars, authors = encode_message(self.vocab, pid, final, session=False)
+        fed = self._wait(self.worker.submit(Job("feed", chars, authors, pre.h, pre.c, deadline)), deadline)
+        return final, fed.h, fed.c, fed.speaker
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _lock(self, conversation: str):
+        """The conversation's store lock; its lease outlasts any request, so only a crash frees it early."""
+        return self.store.lock(_key(conversation), timeout=self.config.timeout,
+                               lease=max(DEFAULT_LOCK_LEASE, 4 * self.config.timeout))
+
+    def _wait(self, future: concurrent.futures.Future, deadline: float):
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise EngineTimeout(f"the reply took longer than {self.config.timeout:g} s") from None
+
+    def _memorized(self, text: str) -> bool:
+        return self.guard is not None and self.guard.contains_memorized(text)
+
+    def check_persona(self, persona: str) -> str:
+        """`persona` if the engine may speak as it; UnknownPersona (naming the choices) otherwise."""
+        self._persona_id(persona)
+        return persona
+
+    def _persona_id(self, persona: str) -> int:
+        if persona not in self.personas:
+            why = "is not allowed here" if persona in self.authors.personas else "is not in the model"
+            raise UnknownPersona(f"persona {persona!r} {why}; choose from: {', '.join(self.personas)}")
+        return self.authors.id_of(persona)
+
+    def _author_id(self, author: str | None) -> int:
+        return 0 if author is None else self.authors.id_of(author)  # strangers read as ⟨other⟩ (id 0)
+
+    def _message(self, text: str) -> str:
+        if not isinstance(text, str):
+            raise EmptyMessage(f"a message must be text, got {type(text).__name__}")
+        return text[-self.config.max_message_chars :]
+
+    def _zeros(self):
+        h = torch.zeros(self._shape)
+        return h, torch.zeros_like(h)
+
+    def _state(self, record: ConversationRecord):
+        """(h, c), each (L, 1, H), from a stored record; zeros for a new conversation."""
+        if record.state is None:
+            return self._zeros()
+        if record.state.shape != (2, self._shape[0], self._shape[2]):
+            log.warning("stored state does not fit this model (another artifact?); starting the conversation over")
+            record.last_timestamp = None
+            return self._zeros()
+        state = torch.from_numpy(np.array(record.state, dtype=np.float32))  # (2, L, H)
+        return state[0].unsqueeze(1).contiguous(), state[1].unsqueeze(1).contiguous()
+
+    def _session(self, record: ConversationRecord, now: float) -> bool:
+        """Does the next message open a session (new conversation, or back after a long silence)?"""
+        if record.state is None or record.last_timestamp is None:
+            return True
+        return now - record.last_timestamp > self.session_gap
+
+    def _save(self, conversation, record: ConversationRecord, h, c, speaker, messages, now: float) -> None:
+        record.state = torch.stack([h[:, 0], c[:, 0]]).float().numpy()  # (2, L, H)
+        if speaker is not None:
+            record.speaker = torch.softmax(speaker.float(), dim=-1).numpy()  # (A,)
+        for author, text in messages:
+            record.transcript.append({"author": author or self.authors.name_of(0), "text": text, "ts": now})
+        record.transcript = record.transcript[-self.config.transcript_len :]
+        record.last_timestamp = now
+        record.messages += len(messages)
+        self.store.put(conversation, record)
+
+    async def _in_thread(self, fn, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+
+def _key(conversation: str) -> str:
+    if not isinstance(conversation, str) or not conversation or len(conversation) > 512:
+        raise UserError("a conversation key must be a non-empty string of at most 512 characters")
+    return conversation
+
+
+__all__ = ["Engine", "EngineConfig", "EngineError", "EmptyMessage", "UnknownConversation", "UnknownPersona"]

@@ -1,0 +1,169 @@
+"""`AppConfig`: the server's settings, read from environment variables (12-factor).
+
+A platform whose settings are all absent is off; one that is half configured, or a setting that does not
+parse, is a start-up error naming the variable. Secrets never appear in `repr` or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
+
+from bot.infra.stores import DEFAULT_STORE_URL
+from talklike.errors import UserError
+
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v21.0"
+DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(UserError):
+    """A setting is missing, malformed or contradicts another; the message names the variable."""
+
+
+def _secret() -> object:
+    return field(default=None, repr=False)
+
+
+@dataclass
+class AppConfig:
+    """Every variable the app reads; `from_env` documents the names (see the README's table)."""
+
+    model: str | None = None  # TALKLIKE_MODEL: artifact path or http(s) URL
+    model_sha256: str | None = None  # TALKLIKE_MODEL_SHA256: checked after a download
+    store_url: str = DEFAULT_STORE_URL  # TALKLIKE_STORE_URL (or REDIS_URL when that is set and this is not)
+    persona: str | None = None  # TALKLIKE_PERSONA: the default persona
+    personas: list[str] | None = None  # TALKLIKE_PERSONAS: the allowlist (consent)
+    messenger_verify_token: str | None = _secret()
+    messenger_app_secret: str | None = _secret()
+    messenger_page_token: str | None = _secret()
+    messenger_graph_url: str = DEFAULT_GRAPH_URL
+    telegram_token: str | None = _secret()
+    telegram_webhook_secret: str | None = _secret()
+    telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
+    port: int = 8000
+    torch_threads: int | None = None  # TALKLIKE_TORCH_THREADS: per worker process
+    background_threads: int = 8  # TALKLIKE_BACKGROUND_THREADS: replies sent after the webhook answered
+    max_body_bytes: int = 1_000_000  # TALKLIKE_MAX_BODY_BYTES: larger requests get 413
+    reply_timeout: float = 30.0  # TALKLIKE_REPLY_TIMEOUT: seconds per reply
+    log_level: str = "INFO"  # TALKLIKE_LOG_LEVEL; DEBUG also logs message text
+    console: bool = True  # TALKLIKE_CONSOLE=0 turns the web console and its /api/ off (public deployments)
+
+    # name of the variable for every field (the README's table lists the same)
+    ENV = {
+        "model": "TALKLIKE_MODEL", "model_sha256": "TALKLIKE_MODEL_SHA256", "store_url": "TALKLIKE_STORE_URL",
+        "persona": "TALKLIKE_PERSONA", "personas": "TALKLIKE_PERSONAS",
+        "messenger_verify_token": "MESSENGER_VERIFY_TOKEN", "messenger_app_secret": "MESSENGER_APP_SECRET",
+        "messenger_page_token": "MESSENGER_PAGE_TOKEN", "messenger_graph_url": "MESSENGER_GRAPH_URL",
+        "telegram_token": "TELEGRAM_TOKEN", "telegram_webhook_secret": "TELEGRAM_WEBHOOK_SECRET",
+        "telegram_api_url": "TELEGRAM_API_URL", "port": "PORT", "torch_threads": "TALKLIKE_TORCH_THREADS",
+        "background_threads": "TALKLIKE_BACKGROUND_THREADS", "max_body_bytes": "TALKLIKE_MAX_BODY_BYTES",
+        "reply_timeout": "TALKLIKE_REPLY_TIMEOUT", "log_level": "TALKLIKE_LOG_LEVEL", "console": "TALKLIKE_CONSOLE",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AppConfig:
+        """Read and check every setting; ConfigError names the first bad variable."""
+        env = os.environ if env is None else env
+        unknown = sorted(k for k in env if k.startswith("TALKLIKE_") and k not in cls.ENV.values())
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]} (known: {', '.join(sorted(v for v in cls.ENV.values() if v.startswith('TALKLIKE_')))})")
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(cls.ENV[f.name])
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _parse(f.name, cls.ENV[f.name], raw.strip())
+        # Aliases deployments already use: Heroku's Key-Value Store add-on sets REDIS_URL; container
+        # platforms often pass MODEL_URL / MODEL_SHA256.
+        for name, alias in (("store_url", "REDIS_URL"), ("model", "MODEL_URL"), ("model_sha256", "MODEL_SHA256")):
+            if name not in values and env.get(alias, "").strip():
+                values[name] = _parse(name, alias, env[alias].strip())
+                if alias == "REDIS_URL":
+                    values[name] = heroku_redis_url(values[name])
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Cross-field checks: a platform is either fully configured or off."""
+        messenger = {"MESSENGER_VERIFY_TOKEN": self.messenger_verify_token, "MESSENGER_APP_SECRET": self.messenger_app_secret,
+                     "MESSENGER_PAGE_TOKEN": self.messenger_page_token}
+        if any(messenger.values()) and not all(messenger.values()):
+            missing = [k for k, v in messenger.items() if not v]
+            raise ConfigError(f"Messenger is half configured: set {', '.join(missing)} too (or none of the MESSENGER_ settings)")
+        if self.telegram_webhook_secret and not self.telegram_token:
+            raise ConfigError("TELEGRAM_WEBHOOK_SECRET is set but TELEGRAM_TOKEN is not")
+        if self.telegram_webhook_secret is not None and not _valid_telegram_secret(self.telegram_webhook_secret):
+            raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        if self.persona and self.personas and self.persona not in self.personas:
+            raise ConfigError(f"TALKLIKE_PERSONA {self.persona!r} is not in TALKLIKE_PERSONAS")
+
+    @property
+    def messenger_enabled(self) -> bool:
+        return bool(self.messenger_page_token)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_token)
+
+    @property
+    def telegram_webhook_enabled(self) -> bool:
+        return bool(self.telegram_token and self.telegram_webhook_secret)
+
+
+def heroku_redis_url(url: str) -> str:
+    """REDIS_URL as Heroku's Key-Value Store sets it, made usable: its TLS certificate is self-signed, so a
+    `rediss://` URL that says nothing about verification gets `ssl_cert_reqs=none` (Heroku's own advice;
+    the connection stays encrypted). Set TALKLIKE_STORE_URL to choose otherwise."""
+    if url.startswith("rediss://") and "ssl_cert_reqs" not in url:
+        return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
+    return url
+
+
+def _valid_telegram_secret(secret: str) -> bool:
+    return 1 <= len(secret) <= 256 and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in secret)
+
+
+def _parse(name: str, var: str, raw: str) -> object:
+    """One variable's value, typed; ConfigError names the variable."""
+    try:
+        if name in ("port", "torch_threads", "background_threads", "max_body_bytes"):
+            value = int(raw)
+            low = {"port": 1, "torch_threads": 1, "background_threads": 1, "max_body_bytes": 1024}[name]
+            if value < low or (name == "port" and value > 65535):
+                raise ValueError
+            return value
+        if name == "reply_timeout":
+            value = float(raw)
+            if not 0 < value <= 600:
+                raise ValueError
+            return value
+        if name == "console":
+            lowered = raw.lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError
+            return lowered in ("1", "true", "yes", "on")
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a valid value") from None
+    if name == "personas":
+        names = [p.strip() for p in raw.split(",") if p.strip()]
+        if not names:
+            raise ConfigError(f"{var} must list persona names separated by commas")
+        return names
+    if name == "log_level":
+        if raw.upper() not in LOG_LEVELS:
+            raise ConfigError(f"{var}={raw!r} must be one of {', '.join(LOG_LEVELS)}")
+        return raw.upper()
+    if name in ("messenger_graph_url", "telegram_api_url"):
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{var} must be an http(s) URL, got {raw!r}")
+        return raw.rstrip("/")
+    if name == "model_sha256":
+        if len(raw) != 64 or any(ch not in "0123456789abcdefABCDEF" for ch in raw):
+            raise ConfigError(f"{var} must be 64 hexadecimal digits")
+        return raw.lower()
+    return raw
