@@ -136,10 +136,10 @@ def latencies(engine: Engine, replies: int) -> tuple[dict[str, float], dict[str,
 def bare_step_us(engine: Engine, rows: int, steps: int = 500) -> float:
     """Microseconds per step of the engine's numpy decode step and sampler alone, `rows` at a time."""
     step = engine.worker.stepper
-    h = np.zeros((step.layers, rows, step.hidden), dtype=np.float32)
+    h = np.zeros((step.num_layers, rows, step.hidden_size), dtype=np.float32)
     c = h.copy()
     authors = np.ones(rows, dtype=np.int64)
-    logits, _, h, c = step(np.full(rows, Vocabulary.BOS), authors, h, c)
+    logits, _, h, c = step.step(np.full(rows, Vocabulary.BOS), authors, h, c)
     temperature, top_p = np.full(rows, 0.8, dtype=np.float32), np.ones(rows, dtype=np.float32)
     top_k, allow, rng = np.zeros(rows, dtype=np.int64), np.ones(rows, dtype=bool), np.random.default_rng(0)
     start = 0.0
@@ -148,7 +148,7 @@ def bare_step_us(engine: Engine, rows: int, steps: int = 500) -> float:
             start = time.perf_counter()
         chars = sample_rows(logits, temperature, top_k, top_p, allow, rng.random(rows), cut=False, greedy=False,
                             eos_forbidden=False)
-        logits, _, h, c = step(chars, authors, h, c)
+        logits, _, h, c = step.step(chars, authors, h, c)
     return (time.perf_counter() - start) / steps * 1e6
 
 

@@ -1,17 +1,21 @@
-"""`Generator`: feed messages and sample replies in one process (previews, evaluation, `sample`).
+"""`Generator`: feed messages and sample replies in one thread, synchronously (training previews,
+evaluation's generated replies, tests).
 
-The reply engine in bot/ has its own continuous-batching loop; this is the simple, synchronous one.
-Works with an eager `CharLSTM` or a scripted artifact module: both have forward and init_state.
+It steps through the same `Stepper` (model/stepping.py) and the same sampler (model/sampler.py) as the
+reply engine, so sample i of a call with `seed` writes what the engine's `sample` writes with that seed;
+the engine adds conversation memory, continuous batching and the memorization guard around them.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from torch import Tensor
 
-from model.sampling import mask_specials, sample_next
+from model.sampler import sample_rows
+from model.stepping import native_lstm, stepper_for
 from model.stream import encode_message
 from model.vocab import AuthorTable, Vocabulary
 
@@ -20,73 +24,65 @@ from model.vocab import AuthorTable, Vocabulary
 class GenState:
     """Recurrent state after the messages fed so far."""
 
-    h: Tensor  # (L, B, H)
-    c: Tensor  # (L, B, H)
-    speaker_logits: Tensor | None = None  # (B, A) at the last EOS fed; None before any message
-
-
-def native_lstm():
-    """Context with oneDNN off: its LSTM is several times slower than the native kernel for one-step calls
-    on CPU. Only the enabled flag is touched (the other oneDNN flags stay as they are)."""
-    return torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None)
+    h: np.ndarray  # (L, B, H)
+    c: np.ndarray  # (L, B, H)
+    speaker_logits: np.ndarray | None = None  # (A,) of the first conversation at the last EOS fed
+    messages: int = 0  # messages fed so far
 
 
 class Generator:
-    def __init__(self, module: torch.nn.Module, vocab: Vocabulary, authors: AuthorTable):
-        self.module = module
+    """Works with an eager `CharLSTM` (in eval mode) or an artifact's module, on any device."""
+
+    def __init__(self, module: torch.nn.Module, vocab: Vocabulary, authors: AuthorTable, fast: bool = True):
+        self.stepper = stepper_for(module, fast)
         self.vocab = vocab
         self.authors = authors
-        self.device = module.init_state(1)[0].device
 
     def init_state(self, batch: int = 1) -> GenState:
-        """The state before any message (all zeros)."""
-        h, c = self.module.init_state(batch)
-        return GenState(h, c)
+        """The state before any message (all zeros), for `batch` conversations."""
+        shape = (self.stepper.num_layers, batch, self.stepper.hidden_size)
+        return GenState(np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32))
 
-    @torch.no_grad()
     def feed(self, state: GenState, author_id: int, text: str, session: bool = False) -> GenState:
-        """Read one whole message written by `author_id` (one fused call for all its characters)."""
+        """Read one whole message written by `author_id`."""
         chars, authors = encode_message(self.vocab, author_id, text, session)
-        batch = state.h.shape[1]
-        x = torch.tensor(chars, device=self.device).expand(batch, -1)  # (B, T)
-        a = torch.tensor(authors, device=self.device).expand(batch, -1)
-        _, speaker, h, c = self.module(x, a, state.h, state.c)
-        return GenState(h, c, speaker[:, -1].float())
+        rows = []
+        with native_lstm():
+            for row in range(state.h.shape[1]):  # each conversation of the state reads the message
+                rows.append(self.stepper.read(chars, authors, state.h[:, row : row + 1], state.c[:, row : row + 1]))
+        return GenState(np.concatenate([r[2] for r in rows], axis=1), np.concatenate([r[3] for r in rows], axis=1),
+                        rows[0][1], state.messages + 1)
 
-    @torch.no_grad()
-    def next_speaker_probs(self, state: GenState) -> Tensor:
+    def next_speaker_probs(self, state: GenState) -> np.ndarray:
         """Probability of each author (A,) speaking next, from the speaker head at the last message end."""
         if state.speaker_logits is None:
             raise ValueError("no message fed yet: the speaker head speaks at a message end")
-        return torch.softmax(state.speaker_logits[0], dim=-1)
+        e = np.exp(state.speaker_logits - state.speaker_logits.max())
+        return e / e.sum()
 
-    @torch.no_grad()
     def reply(self, state: GenState, persona_id: int, n: int = 1, temperature: float = 0.8, top_k: int = 0,
               top_p: float = 1.0, min_chars: int = 1, max_chars: int = 300, seed: int | None = None) -> list[str]:
-        """`n` independent replies by `persona_id`, continuing from `state` (its first row), sampled together."""
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(seed)
-        # (L, 1, H) → (L, n, H): every sample starts from the same conversation state.
-        h = state.h[:, :1].expand(-1, n, -1).contiguous()
-        c = state.c[:, :1].expand(-1, n, -1).contiguous()
-        author = torch.full((n, 1), persona_id, dtype=torch.long, device=self.device)
-        token = torch.full((n, 1), Vocabulary.BOS, dtype=torch.long, device=self.device)
-        out = torch.empty((n, max_chars), dtype=torch.long, device=self.device)
-        done = torch.zeros(n, dtype=torch.bool, device=self.device)
-        lengths = torch.full((n,), max_chars, dtype=torch.long, device=self.device)
+        """`n` independent replies by `persona_id`, continuing from `state` (its first conversation), stepped
+        together; reply i draws from `random.Random(seed + i)`. A reply to nothing (a fresh state) opens a
+        session first, as a conversation's first message does in the stream."""
+        rngs = [random.Random(None if seed is None else seed + i) for i in range(n)]
+        opening = ([Vocabulary.SESSION] if state.messages == 0 else []) + [Vocabulary.BOS]
         with native_lstm():
-            for step in range(max_chars):
-                logits, _, h, c = self.module(token, author, h, c)  # logits (n, 1, V)
-                allow_eos = torch.full((n,), step >= min_chars, dtype=torch.bool, device=self.device)
-                masked = mask_specials(logits[:, -1], self.vocab, allow_eos)
-                nxt = sample_next(masked, temperature, top_k, top_p, generator)  # (n,)
-                ended = (nxt == Vocabulary.EOS) & ~done
-                lengths = torch.where(ended, torch.full_like(lengths, step), lengths)
-                done = done | ended
-                out[:, step] = nxt
-                if bool(done.all()):
+            logits, _, h, c = self.stepper.read(opening, [persona_id] * len(opening), state.h[:, :1], state.c[:, :1])
+            logits = np.repeat(logits, n, axis=0)  # (n, V): every reply starts from the same conversation state
+            h, c = np.repeat(h, n, axis=1), np.repeat(c, n, axis=1)  # (L, n, H)
+            author = np.full(n, persona_id)
+            settings = (np.full(n, temperature, dtype=np.float32), np.full(n, top_k),
+                        np.full(n, top_p, dtype=np.float32))
+            out: list[list[int]] = [[] for _ in range(n)]
+            writing = np.ones(n, dtype=bool)
+            for written in range(max_chars):
+                allow_eos = np.full(n, written >= min_chars)
+                token = sample_rows(logits, *settings, allow_eos, np.array([r.random() for r in rngs]))
+                writing &= token != Vocabulary.EOS
+                for i in np.flatnonzero(writing):
+                    out[i].append(int(token[i]))
+                if not writing.any() or written + 1 == max_chars:
                     break
-                token = nxt.unsqueeze(1)
-        rows = out.tolist()
-        return [self.vocab.decode(row[: int(length)]) for row, length in zip(rows, lengths.tolist(), strict=True)]
+                logits, _, h, c = self.stepper.step(token, author, h, c)
+        return [self.vocab.decode(ids) for ids in out]

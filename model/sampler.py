@@ -1,4 +1,5 @@
-"""Batched sampling where every row has its own settings and its own random stream (numpy).
+"""The sampler: the next character of every row of a batch, each row with its own settings and its own
+random stream (numpy). The reply engine and `Generator` both sample here.
 
 Each row draws one uniform number from its request's `random.Random` per character and picks the token
 by inverse CDF, so a request's text depends only on its seed and its logits, never on which other

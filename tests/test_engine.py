@@ -426,3 +426,18 @@ def test_a_reply_joining_a_running_batch_reads_as_if_alone(trained_artifact, mes
         for t in busy:
             t.join()
     assert together == alone
+
+
+def test_the_engine_and_the_generator_write_the_same_samples(trained_artifact):
+    # One stepper, one sampler: `Generator` (previews, evaluation) and the engine agree sample for sample.
+    from model.generation import Generator
+
+    artifact = load_artifact(trained_artifact)
+    generator = Generator(artifact.module, artifact.vocab, artifact.authors)
+    settings = {"max_chars": 120, "temperature": 0.9}
+    with Engine(artifact, EngineConfig(guard=False)) as e:
+        for persona in ("Alice", "Bob"):
+            ours = e.sample(persona, n=6, seed=21, settings=settings)
+            theirs = generator.reply(generator.init_state(), artifact.authors.id_of(persona), n=6, temperature=0.9,
+                                     max_chars=120, seed=21)
+            assert ours == theirs

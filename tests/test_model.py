@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,7 +17,7 @@ from model.config import ModelConfig
 from model.generation import Generator
 from model.guard import MemorizationGuard
 from model.network import CharLSTM
-from model.sampling import mask_specials, sample_next
+from model.sampler import sample_rows
 from model.stream import encode_message, message_text, starts_session
 from model.vocab import AuthorTable, Vocabulary
 from talklike.errors import UserError
@@ -158,32 +159,39 @@ def test_guard_handles_emoji_and_empty():
 # sampling
 
 
+def _sample(logits, temperature, top_k=0, top_p=1.0, allow_eos=False, seed=0):
+    """One token per row of `logits` through the one sampler, each row with its own random number."""
+    rows = logits.shape[0]
+    rng = np.random.default_rng(seed)
+    return sample_rows(logits, np.broadcast_to(np.asarray(temperature, dtype=np.float32), rows).copy(),
+                       np.full(rows, top_k), np.full(rows, top_p, dtype=np.float32), np.full(rows, allow_eos),
+                       rng.random(rows))
+
+
 def test_sampling_temperature_top_k_top_p():
-    logits = torch.tensor([[0.0, 3.0, 2.9, -1.0, 1.0]]).repeat(400, 1)
-    generator = torch.Generator().manual_seed(0)
-    assert sample_next(logits, 0.0, generator=generator).eq(1).all()
-    assert sample_next(logits, 1.0, top_k=1, generator=generator).eq(1).all()
-    assert sample_next(logits, 1.0, top_p=0.01, generator=generator).eq(1).all()
-    top2 = sample_next(logits, 1.0, top_k=2, generator=generator)
-    assert set(top2.tolist()) == {1, 2}
-    free = sample_next(logits, 5.0, generator=generator)
-    assert len(set(free.tolist())) == 5
+    # ids 0-4 are the specials (never written); the five real characters follow
+    logits = np.tile(np.array([[0, 0, 0, 0, 0, 0.0, 3.0, 2.9, -1.0, 1.0]], dtype=np.float32), (400, 1))
+    assert (_sample(logits, 0.0) == 6).all()
+    assert (_sample(logits, 1.0, top_k=1) == 6).all()
+    assert (_sample(logits, 1.0, top_p=0.01) == 6).all()
+    assert set(_sample(logits, 1.0, top_k=2).tolist()) == {6, 7}
+    free = _sample(logits, 5.0)
+    assert set(free.tolist()) == {5, 6, 7, 8, 9}  # every real character, never a special
     # per-row temperature: greedy rows and sampled rows side by side
-    temps = torch.tensor([0.0, 5.0]).repeat(200)
-    mixed = sample_next(logits, temps, generator=generator)
-    assert mixed[0::2].eq(1).all() and not mixed[1::2].eq(1).all()
+    temps = np.tile(np.array([0.0, 5.0], dtype=np.float32), 200)
+    mixed = _sample(logits, temps)
+    assert (mixed[0::2] == 6).all() and not (mixed[1::2] == 6).all()
 
 
-def test_mask_specials(tables):
+def test_the_sampler_never_writes_specials_and_forbids_eos_where_asked(tables):
     vocab, _ = tables
-    logits = torch.zeros(2, len(vocab))
-    masked = mask_specials(logits, vocab, torch.tensor([True, False]))
-    for special in (Vocabulary.PAD, Vocabulary.BOS, Vocabulary.SESSION, Vocabulary.UNK):
-        assert torch.isinf(masked[:, special]).all()
-    assert masked[0, Vocabulary.EOS] == 0 and torch.isinf(masked[1, Vocabulary.EOS])
-    assert torch.isfinite(masked[:, Vocabulary.UNK + 1 :]).all()
-    assert torch.isinf(mask_specials(logits, vocab, False)[:, Vocabulary.EOS]).all()
-    assert not torch.isinf(mask_specials(logits, vocab, True)[:, Vocabulary.EOS]).any()
+    logits = np.zeros((400, len(vocab)), dtype=np.float32)
+    logits[:, Vocabulary.EOS] = logits[:, Vocabulary.UNK] = logits[:, Vocabulary.BOS] = 20.0  # very likely
+    allowed = _sample(logits, 1.0, allow_eos=True)
+    assert set(allowed.tolist()) == {Vocabulary.EOS}
+    forbidden = _sample(logits, 1.0, allow_eos=False)
+    assert not set(forbidden.tolist()) & {Vocabulary.PAD, Vocabulary.BOS, Vocabulary.SESSION, Vocabulary.UNK,
+                                          Vocabulary.EOS}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ A generating job's incoming message has to be read first (prefill). Into a runni
 to FOLD_MAX steps, as most chat messages are) is *folded*: its characters ride along in the batched steps
 as forced inputs, one per step, so a join costs the replies in flight nothing, where a separate read would
 stall them all. Short `feed` jobs are folded the same way and leave the batch once read. Into an idle
-worker, and when longer, the input is read at once: layer by layer in numpy (`NumpyStep.read`, about
-0.055 ms a character on the `small` preset and this project's CPU), or through the TorchScript module where
-there is no numpy step (0.09–0.2 ms a character from the worker thread).
+worker, and when longer, the input is read at once through the stepper's `read` (model/stepping.py: in
+numpy where the model allows it, else through its TorchScript module).
 """
 
 from __future__ import annotations
@@ -28,11 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from bot.engine.settings import SamplingSettings
-from model.numpy_step import NumpyStep
 from model.sampler import sample_rows
+from model.stepping import stepper_for
 from model.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -58,22 +56,22 @@ class EngineStopped(EngineError):
 
 @dataclass
 class FeedResult:
-    h: Tensor  # (L, 1, H)
-    c: Tensor
-    speaker: Tensor | None  # (A,) speaker logits at the last EOS fed, None if none was fed
+    h: np.ndarray  # (L, 1, H)
+    c: np.ndarray
+    speaker: np.ndarray | None  # (A,) speaker logits at the last EOS fed, None if none was fed
 
 
 @dataclass
 class GenerateResult:
     ids: list[int]  # the generated characters (prefix excluded), without EOS
     ended: bool  # True: the model wrote EOS; False: cut at max_chars
-    h: Tensor  # (L, 1, H) after the reply and its EOS
-    c: Tensor
-    speaker: Tensor  # (A,) speaker logits at the reply's EOS
+    h: np.ndarray  # (L, 1, H) after the reply and its EOS
+    c: np.ndarray
+    speaker: np.ndarray  # (A,) speaker logits at the reply's EOS
     pre: FeedResult  # the state after the prefill, before the reply's BOS (for retries and re-reads)
     # (k, h, c): the state after the first k generated characters, where character k is the last
     # whitespace written; a reply cut there only needs an EOS more, not a re-read.
-    boundary: tuple[int, Tensor, Tensor] | None = None
+    boundary: tuple[int, np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -83,8 +81,8 @@ class Job:
     kind: str  # "feed" | "generate"
     chars: list[int]
     authors: list[int]
-    h: Tensor  # (L, 1, H) state to start from
-    c: Tensor
+    h: np.ndarray  # (L, 1, H) state to start from
+    c: np.ndarray
     deadline: float  # time.monotonic()
     persona_id: int = 0
     prefix: list[int] = field(default_factory=list)  # reply characters fixed in advance (a prime)
@@ -94,7 +92,7 @@ class Job:
     # filled in by the worker
     out: list[int] = field(default_factory=list)
     pre: FeedResult | None = None
-    logits: Tensor | np.ndarray | None = None  # (1, V) for the next character
+    logits: np.ndarray | None = None  # (1, V) for the next character
     serial: int = 0  # set by submit: tells jobs apart (ids of dead objects get reused)
     closing: bool = False  # reached max_chars: the next step feeds EOS
     boundary: tuple[int, np.ndarray, np.ndarray, int] | None = None  # (k, batch h, batch c, row) before a space
@@ -152,8 +150,8 @@ class BatchWorker:
     def __init__(self, module, vocab: Vocabulary, max_queue: int = 256, max_batch: int = 64,
                  onednn: bool = False, name: str = "talklike-engine", fast_step: bool = True):
         self.module = module
-        # Decode steps in numpy where the module allows it (fp32); the module reads prefills either way.
-        self.stepper = NumpyStep.from_module(module) if fast_step else None
+        # Steps and reads in numpy where the module allows it, else through the module (model/stepping.py).
+        self.stepper = stepper_for(module, fast_step)
         self.vocab = vocab
         self.max_batch = max_batch
         self.max_queue = max_queue
@@ -226,10 +224,10 @@ class BatchWorker:
                     if joined:  # the batch state is numpy: (L, B, H) and (B, V)
                         self._view = None
                         active += joined
-                        h = np.concatenate(([h] if h is not None else []) + [_np(j.h) for j in joined], axis=1)
-                        c = np.concatenate(([c] if c is not None else []) + [_np(j.c) for j in joined], axis=1)
+                        h = np.concatenate(([h] if h is not None else []) + [j.h for j in joined], axis=1)
+                        c = np.concatenate(([c] if c is not None else []) + [j.c for j in joined], axis=1)
                         logits = np.concatenate(([logits] if logits is not None else []) +
-                                                [_np(j.logits) for j in joined])
+                                                [j.logits for j in joined])
                     if not active:
                         h = c = logits = None
                         continue
@@ -289,69 +287,19 @@ class BatchWorker:
         return folded + [job for job in rest if job.kind == "generate"]
 
     def _prefill(self, jobs: list[Job]) -> None:
-        """Read every job's incoming steps, then BOS + prefix of the generating ones: in numpy one job
-        after another, or batched through the module."""
-        if self.stepper is None:
-            self._prefill_module(jobs)
-            return
+        """Read every job's incoming steps, then BOS + prefix of the generating ones, one job after another."""
         for job in jobs:
-            h, c, speaker = _np(job.h), _np(job.c), None
+            h, c, speaker = job.h, job.c, None
             if job.chars:
                 _, speaker, h, c = self.stepper.read(job.chars, job.authors, h, c)
-            read = FeedResult(torch.from_numpy(h), torch.from_numpy(c),
-                              None if speaker is None else torch.from_numpy(speaker))
+            read = FeedResult(h, c, speaker)
             if job.kind == "feed":
                 _resolve(job, read)
                 continue
             job.pre = job.pre or read
             tail = [Vocabulary.BOS] + job.prefix
             job.logits, _, h, c = self.stepper.read(tail, [job.persona_id] * len(tail), h, c)
-            job.h, job.c = torch.from_numpy(h), torch.from_numpy(c)
-
-    def _prefill_module(self, jobs: list[Job]) -> None:
-        """`_prefill` through the module, batched.
-
-        Sequences differ in length, so they are read in rounds: each round feeds every unfinished sequence
-        as far as the nearest stop (a sequence's end, or the end of a job's incoming message, where its
-        `pre` state is kept), all in one call. Cost: the longest sequence's steps, batched, plus one call
-        per distinct stop.
-        """
-        seqs, who, stops = [], [], []
-        for job in jobs:
-            tail = [Vocabulary.BOS] + job.prefix if job.kind == "generate" else []
-            seqs.append(job.chars + tail)
-            who.append(job.authors + [job.persona_id] * len(tail))
-            stops.append({len(job.chars), len(job.chars) + len(tail)})
-        pos = [0] * len(jobs)
-        hs = [job.h for job in jobs]
-        cs = [job.c for job in jobs]
-        last_logits: list[Tensor | None] = [None] * len(jobs)
-        speaker: list[Tensor | None] = [None] * len(jobs)
-        while True:
-            # Jobs at a stop record their state there; a job at its incoming message's end keeps `pre`.
-            for i, job in enumerate(jobs):
-                if job.pre is None and pos[i] == len(job.chars):
-                    job.pre = FeedResult(hs[i], cs[i], speaker[i])
-            todo = [i for i in range(len(jobs)) if pos[i] < len(seqs[i])]
-            if not todo:
-                break
-            span = min(min(s for s in stops[i] if s > pos[i]) - pos[i] for i in todo)
-            x = torch.tensor([seqs[i][pos[i] : pos[i] + span] for i in todo])  # (B, T)
-            a = torch.tensor([who[i][pos[i] : pos[i] + span] for i in todo])
-            h = torch.cat([hs[i] for i in todo], dim=1)  # (L, B, H)
-            c = torch.cat([cs[i] for i in todo], dim=1)
-            char_logits, spk, h, c = self.module(x, a, h, c)  # (B, T, V), (B, T, A), (L, B, H) x2
-            for row, i in enumerate(todo):
-                pos[i] += span
-                hs[i], cs[i] = h[:, row : row + 1], c[:, row : row + 1]
-                last_logits[i] = char_logits[row : row + 1, -1].float()  # (1, V)
-                if seqs[i][pos[i] - 1] == Vocabulary.EOS:
-                    speaker[i] = spk[row, -1].float()  # (A,)
-        for i, job in enumerate(jobs):
-            if job.kind == "feed":
-                _resolve(job, FeedResult(hs[i], cs[i], speaker[i]))
-            else:
-                job.h, job.c, job.logits = hs[i], cs[i], last_logits[i]
+            job.h, job.c = h, c
 
     def _step(self, active: list[Job], h: np.ndarray, c: np.ndarray, logits: np.ndarray):
         """Sample one character for every decoding job (folded jobs take their next forced input), feed
@@ -403,13 +351,13 @@ class BatchWorker:
         view.written = view.written + writing
         for i in np.flatnonzero(writing & (view.written >= view.max_chars)).tolist():
             active[i].closing = view.closing[i] = True
-        logits, spk, h, c = self._decode(feed, who, h, c)  # (B, V), (B, A), (L, B, H) x2
+        logits, spk, h, c = self.stepper.step(feed, who, h, c)  # (B, V), (B, A), (L, B, H) x2
         gone = set()
         for i in list(forced_rows):
             job = active[i]
             if feed[i] == Vocabulary.EOS:
                 job.speaker = spk[i].copy()
-            speaker = None if job.speaker is None else torch.from_numpy(job.speaker)
+            speaker = job.speaker
             if job.kind == "feed":
                 if job.fed == len(job.forced):  # read: the job is done and leaves
                     _resolve(job, FeedResult(_row(h, i), _row(c, i), speaker))
@@ -424,7 +372,7 @@ class BatchWorker:
         for i in done_rows:
             job = active[i]
             _resolve(job, GenerateResult(job.out, job.ended, _row(h, i), _row(c, i),
-                                         torch.from_numpy(spk[i].copy()), job.pre, _boundary_state(job.boundary)))
+                                         spk[i].copy(), job.pre, _boundary_state(job.boundary)))
             gone.add(i)
         if self.steps % 8 == 0:  # a cancelled request (its caller gave up) leaves within a few steps
             gone.update(i for i, job in enumerate(active) if job.future.cancelled())
@@ -433,23 +381,9 @@ class BatchWorker:
             return _select(active, h, c, logits, [i for i in range(n) if i not in gone])
         return active, h, c, logits
 
-    def _decode(self, chars: np.ndarray, authors: np.ndarray, h: np.ndarray, c: np.ndarray):
-        """One batched step: chars, authors (B,) and state (L, B, H) → char logits (B, V), speaker logits
-        (B, A) and the new state, all numpy; through the numpy step, or the module where there is none."""
-        if self.stepper is not None:
-            return self.stepper(chars, authors, h, c)
-        logits, spk, h2, c2 = self.module(torch.from_numpy(chars)[:, None], torch.from_numpy(authors)[:, None],
-                                          torch.from_numpy(h), torch.from_numpy(c))
-        return logits[:, 0].float().numpy(), spk[:, 0].float().numpy(), h2.numpy(), c2.numpy()
-
-
-def _np(x) -> np.ndarray:
-    return x.numpy() if isinstance(x, Tensor) else x
-
-
-def _row(state: np.ndarray, i: int) -> Tensor:
-    """Row i of a batched (L, B, H) state, as its own (L, 1, H) tensor."""
-    return torch.from_numpy(state[:, i : i + 1].copy())
+def _row(state: np.ndarray, i: int) -> np.ndarray:
+    """Row i of a batched (L, B, H) state, as its own (L, 1, H) array."""
+    return state[:, i : i + 1].copy()
 
 
 def _boundary_state(boundary):

@@ -59,7 +59,7 @@ class EngineConfig:
     timeout: float = 30.0  # seconds per request, retries included
     num_threads: int | None = None  # torch intra-op threads; None leaves torch's default
     onednn: bool = False  # oneDNN's LSTM (prefills) is slower for short calls on CPU
-    fast_step: bool = True  # decode steps in numpy (fp32 artifacts): several times cheaper than torch per step
+    fast_step: bool = True  # step in numpy where the model allows it: several times cheaper than torch per step
     guard: bool = True  # resample / cut replies repeating a training message verbatim
     guard_retries: int = 3
     empty_retries: int = 3
@@ -316,8 +316,7 @@ class Engine:
         return text[-self.config.max_message_chars :]
 
     def _zeros(self):
-        h = torch.zeros(self._shape)
-        return h, torch.zeros_like(h)
+        return np.zeros(self._shape, dtype=np.float32), np.zeros(self._shape, dtype=np.float32)
 
     def _state(self, record: ConversationRecord):
         """(h, c), each (L, 1, H), from a stored record; zeros for a new conversation."""
@@ -327,8 +326,8 @@ class Engine:
             log.warning("stored state does not fit this model (another artifact?); starting the conversation over")
             record.last_timestamp = None
             return self._zeros()
-        state = torch.from_numpy(np.array(record.state, dtype=np.float32))  # (2, L, H)
-        return state[0].unsqueeze(1).contiguous(), state[1].unsqueeze(1).contiguous()
+        state = np.array(record.state, dtype=np.float32)  # (2, L, H)
+        return state[0][:, None].copy(), state[1][:, None].copy()
 
     def _session(self, record: ConversationRecord, now: float) -> bool:
         """Does the next message open a session (new conversation, or back after a long silence)?"""
@@ -337,9 +336,10 @@ class Engine:
         return now - record.last_timestamp > self.session_gap
 
     def _save(self, conversation, record: ConversationRecord, h, c, speaker, messages, now: float) -> None:
-        record.state = torch.stack([h[:, 0], c[:, 0]]).float().numpy()  # (2, L, H)
+        record.state = np.stack([h[:, 0], c[:, 0]]).astype(np.float32)  # (2, L, H)
         if speaker is not None:
-            record.speaker = torch.softmax(speaker.float(), dim=-1).numpy()  # (A,)
+            e = np.exp(speaker - speaker.max())
+            record.speaker = (e / e.sum()).astype(np.float32)  # (A,): the next-speaker probabilities
         for author, text in messages:
             record.transcript.append({"author": author or self.authors.name_of(0), "text": text, "ts": now})
         record.transcript = record.transcript[-self.config.transcript_len :]
