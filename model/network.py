@@ -1,7 +1,7 @@
 """`CharLSTM`: the author-conditioned character LSTM with a next-speaker head.
 
-The scripted surface is only `forward` and `init_state`; generation loops stay in Python
-(model/generation.py, bot/), so a later change of export format touches one module.
+The scripted surface is only `forward` and `init_state`; everything that writes text steps it through
+model/stepping.py (in numpy where it can), so a later change of export format touches one module.
 """
 
 from __future__ import annotations

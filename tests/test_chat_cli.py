@@ -27,7 +27,7 @@ def test_chat_scripted_one_reply_per_line(capsys, monkeypatch, trained_artifact)
     assert len(replies) == 4  # three messages and the empty line; the command answers on stderr
     assert replies[1] == ""
     assert all(replies[i].strip() for i in (0, 2, 3))
-    assert "now talking to Bob" in err
+    assert "Now speaking as Bob." in err
 
 
 def test_chat_history_survives_in_a_store(capsys, monkeypatch, trained_artifact, tmp_path):
@@ -36,15 +36,15 @@ def test_chat_history_survives_in_a_store(capsys, monkeypatch, trained_artifact,
     code, out, err = run(capsys, monkeypatch, argv, "/history\n/reset\n/history\n")
     assert code == 0 and out == ""
     assert err.startswith("Bob: first message\nAlice: ")
-    assert err.rstrip().endswith("conversation reset")
+    assert "\nStarting over" in err and err.rstrip().endswith("(nothing said yet)")
 
 
 def test_chat_commands_errors_keep_going(capsys, monkeypatch, tiny_artifact):
     lines = "/temperature hot\n/temperature 0.5\n/temperature\n/persona Zed\n/nope\nhi\n/quit\nnot read\n"
     code, out, err = run(capsys, monkeypatch, ["chat", str(tiny_artifact), "--persona", "Alice"], lines)
     assert code == 0
-    assert "temperature must be a number" in err and "temperature 0.5" in err
-    assert "'Zed' is not in the model" in err and "unknown command /nope" in err
+    assert "temperature must be a number" in err and "Temperature set to 0.5" in err and "Temperature is 0.5" in err
+    assert "I can't be Zed" in err and "I don't know /nope" in err
     assert out.count("\n") == 1 + 3  # the reply to "hi", plus a blank line for each failed command (3)
 
 
@@ -81,8 +81,8 @@ def test_simulate_runs_the_turns(capsys, monkeypatch, trained_artifact):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["chat", "{model}", "--persona", "Zed"], "persona 'Zed' is not in the model; choose from: Alice, Bob"),
-        (["sample", "{model}", "--persona", "Zed"], "persona 'Zed' is not in the model"),
+        (["chat", "{model}", "--persona", "Zed"], "persona 'Zed' is not available here; choose from: Alice, Bob"),
+        (["sample", "{model}", "--persona", "Zed"], "persona 'Zed' is not available here"),
         (["sample", "{model}", "--persona", "Alice", "-n", "0"], "-n must be at least 1"),
         (["sample", "{model}", "--persona", "Alice", "--temperature", "-2"], "temperature must be between"),
         (["simulate", "{model}", "--personas", "Alice,Zed", "--turns", "2"], "Zed"),

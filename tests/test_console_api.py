@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import create_app, services_of
-from bot.engine.batching import EngineBusy, EngineTimeout
 from bot.engine.engine import Engine, EngineConfig
+from bot.engine.errors import EngineBusy, EngineTimeout
 from bot.engine.settings import SamplingSettings
 from bot.infra.stores.base import LockTimeout, StoreUnavailable
 
@@ -192,7 +192,7 @@ def test_allowlist_refuses_other_personas(tiny_artifact):
         refused = post(client, "/api/chat", {"conversation": "c", "persona": "Bob", "message": "hi"})
         assert refused.status_code == 400
         assert refused.get_json()["field"] == "persona"
-        assert "'Bob' is not allowed here; choose from: Alice" in refused.get_json()["message"]
+        assert "'Bob' is not available here; choose from: Alice" in refused.get_json()["message"]
         group = post(client, "/api/simulate", {"conversation": "s", "personas": ["Alice", "Bob"]})
         assert group.status_code == 400 and group.get_json()["field"] == "personas"
         assert services_of(app).engine.transcript("console:s") == []
@@ -215,7 +215,7 @@ SIM = {"conversation": "ok", "personas": ["Alice"], "turns": 2}
     ("/api/chat", {**CHAT, "message": "   "}, "message", "message is empty"),
     ("/api/chat", {**CHAT, "message": "x" * 4001}, "message", "too long"),
     ("/api/chat", {**CHAT, "persona": ["Alice"]}, "persona", "persona must be a string, got a list"),
-    ("/api/chat", {**CHAT, "persona": "Zed"}, "persona", "'Zed' is not in the model; choose from: Alice, Bob"),
+    ("/api/chat", {**CHAT, "persona": "Zed"}, "persona", "'Zed' is not available here; choose from: Alice, Bob"),
     ("/api/chat", {**CHAT, "temperature": "hot"}, "temperature", "temperature must be a number, got a string"),
     ("/api/chat", {**CHAT, "temperature": True}, "temperature", "got a boolean"),
     ("/api/chat", {**CHAT, "temperature": -1}, "temperature", "between 0 and 5"),
@@ -227,7 +227,7 @@ SIM = {"conversation": "ok", "personas": ["Alice"], "turns": 2}
     ("/api/simulate", {**SIM, "personas": "Alice"}, "personas", "must be a list"),
     ("/api/simulate", {**SIM, "personas": []}, "personas", "at least one persona"),
     ("/api/simulate", {**SIM, "personas": None}, "personas", "personas is required"),
-    ("/api/simulate", {**SIM, "personas": ["Alice", "Zed"]}, "personas", "'Zed' is not in the model"),
+    ("/api/simulate", {**SIM, "personas": ["Alice", "Zed"]}, "personas", "'Zed' is not available here"),
     ("/api/simulate", {**SIM, "seed": "x"}, "seed", "seed must be a whole number"),
     ("/api/simulate", {**SIM, "temperature": 9}, "temperature", "between 0 and 5"),
 ])

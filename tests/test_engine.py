@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import ALICE_LINE, BOB_LINE, build_artifact
 
-from bot.engine.batching import EngineBusy, EngineTimeout
-from bot.engine.engine import EmptyMessage, Engine, EngineConfig, UnknownConversation, UnknownPersona
+from bot.engine.engine import Engine, EngineConfig
+from bot.engine.errors import EmptyMessage, EngineBusy, EngineTimeout, UnknownConversation, UnknownPersona
 from bot.engine.settings import SettingsError
 from model.artifact import load_artifact
 from talklike.errors import UserError
@@ -74,10 +74,12 @@ def test_allowlist(tiny_artifact):
     with Engine(str(tiny_artifact), EngineConfig(personas=["Alice"])) as e:
         assert e.personas == ["Alice"]
         assert e.reply("t:1", "Alice", "hi", seed=0)
-        with pytest.raises(UnknownPersona, match="'Bob' is not allowed here; choose from: Alice"):
+        with pytest.raises(UnknownPersona, match="'Bob' is not available here; choose from: Alice"):
             e.reply("t:1", "Bob", "hi")
-        with pytest.raises(UnknownPersona, match="not in the model"):
+        with pytest.raises(UnknownPersona) as unknown:
             e.reply("t:1", "Zed", "hi")
+        # a persona kept off the allowlist reads exactly like a name the model never had
+        assert str(unknown.value).replace("Zed", "Bob") == "persona 'Bob' is not available here; choose from: Alice"
         with pytest.raises(UnknownPersona):
             e.sample("Bob")
     with pytest.raises(UnknownPersona, match="Zed"):

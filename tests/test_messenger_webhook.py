@@ -12,9 +12,10 @@ import time
 import pytest
 from fake_graph import FakeGraph, facebook_json, message_event, postback_event, sign, webhook
 
-from bot.adapters.messenger.handler import APOLOGY, ATTACHMENT, BUSY
+from bot.adapters.messenger.handler import ATTACHMENT
 from bot.adapters.messenger.send_api import RetryPolicy
 from bot.app import create_app, services_of
+from bot.conversation.problems import APOLOGY, BUSY, STORE_DOWN
 from bot.infra.log_format import JSONFormatter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -261,7 +262,7 @@ def test_a_reply_waits_for_a_store_that_went_down_instead_of_saying_busy(tiny_ar
         assert fake.wait_for(lambda f: any(c.text for c in f.calls if c.recipient == "u1"), timeout=20)
         time.sleep(1.5)  # a second answer would come now
         [reply] = fake.texts("u1")
-        assert reply != BUSY
+        assert reply not in (BUSY, STORE_DOWN)
         other.close()
     finally:
         services_of(app).close()
@@ -326,7 +327,7 @@ def test_attachment_gets_a_polite_line_when_no_short_reply_can_be(fb):
 def test_persona_switching_by_quick_reply_and_command(fb):
     fb.say("u1", "Bob", quick_reply="PERSONA:Bob")
     fb.wait()
-    assert fb.fake.texts("u1") == ["You're now talking to Bob."]
+    assert fb.fake.texts("u1") == ["Now speaking as Bob."]
     assert fb.engine.store.get("messenger:u1").persona == "Bob"
     fb.say("u1", "hi bob")
     fb.wait()
@@ -334,7 +335,7 @@ def test_persona_switching_by_quick_reply_and_command(fb):
     fb.say("u1", "/persona alice")
     fb.say("u1", "hi alice")
     fb.wait()
-    assert fb.fake.texts("u1")[2] == "You're now talking to Alice."
+    assert fb.fake.texts("u1")[2] == "Now speaking as Alice."
     assert fb.transcript("u1")[-1]["author"] == "Alice"
     assert fb.engine.store.get("messenger:u1").persona == "Alice"
 
@@ -346,7 +347,7 @@ def test_unknown_persona_offers_the_choices(fb):
     first, second = fb.fake.messages("u1")
     assert "Zed" in first.text
     assert [q["payload"] for q in first.json["message"]["quick_replies"]] == ["PERSONA:Alice", "PERSONA:Bob"]
-    assert "Alice, Bob" in second.text and "Now: Alice" in second.text
+    assert "Alice, Bob" in second.text and "speaking as Alice" in second.text
     assert fb.engine.store.get("messenger:u1") is None  # nothing stored for a refused switch
 
 
@@ -365,7 +366,9 @@ def test_quick_replies_keep_to_platform_limits(fb, monkeypatch):
     names = [f"Person number {i} with a long name" for i in range(20)]
     monkeypatch.setattr(fb.engine, "personas", names)
     monkeypatch.setitem(fb.engine.artifact.card, "authors", {n: {"messages": i} for i, n in enumerate(names)})
-    buttons = fb.handler.persona_buttons()
+    fb.say("u1", "/personas")
+    fb.wait()
+    buttons = fb.fake.messages("u1")[-1].json["message"]["quick_replies"]
     assert len(buttons) == 13
     assert all(len(b["title"]) <= 20 for b in buttons)
     assert buttons[0]["payload"] == "PERSONA:" + names[-1]  # most messages first
@@ -488,7 +491,8 @@ def test_busy_engine_answers_try_again(tiny_artifact, fake):
         fb = Messenger(app, fake)
         fb.say("u1", "hello")
         fb.wait()
-        assert fake.texts("u1") == [BUSY]
+        [told] = fake.texts("u1")
+        assert told.startswith("That took me too long")
         assert fake.actions("u1") == ["mark_seen", "typing_on", "typing_off"]
     finally:
         services_of(app).close()
@@ -511,7 +515,7 @@ def test_unexpected_error_is_logged_and_apologized_for(fb, caplog, monkeypatch):
     fb.wait()
     texts = fb.fake.texts("u1")
     assert texts[0] == APOLOGY and len(texts) == 2 and texts[1] != APOLOGY
-    record = next(r for r in caplog.records if r.getMessage() == "messenger event failed")
+    record = next(r for r in caplog.records if r.getMessage() == "a conversation request failed")
     assert record.exc_info and "model exploded" in logged(caplog)
     assert "secret words" not in logged(caplog)
 

@@ -30,9 +30,7 @@ from bot.adapters.telegram.webhook import SECRET_HEADER, close_runner, make_blue
 from bot.app import Services
 from bot.engine.engine import Engine, EngineConfig
 from bot.engine.settings import SamplingSettings
-from bot.infra.background import BackgroundTasks
 from bot.infra.config import AppConfig, ConfigError
-from bot.infra.inbox import Inbox
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -77,7 +75,7 @@ class Harness:
 
 def make_harness(engine, api, config: TelegramConfig):
     settings = AppConfig(telegram_token=TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=api.url)
-    services = Services(settings, engine, BackgroundTasks(1), Inbox(engine.store, lease=120))
+    services = Services.build(settings, engine)
     app = Flask(__name__)
     app.register_blueprint(make_blueprint(services, config))
     return app, services
@@ -443,7 +441,7 @@ def test_the_sliding_window_waits_for_its_turn():
 
 def test_the_runner_stops_with_the_services(engine, api):
     settings = AppConfig(telegram_token=TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=api.url)
-    services = Services(settings, engine, BackgroundTasks(1), Inbox(engine.store, lease=120))
+    services = Services.build(settings, engine)
     app = Flask(__name__)
     app.register_blueprint(make_blueprint(services, TelegramConfig(chat_interval=0)))
     h = Harness(app.test_client(), api, engine)

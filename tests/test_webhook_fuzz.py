@@ -240,6 +240,6 @@ def test_malformed_telegram_updates_are_refused_or_handled_without_errors(app, k
         status = post_telegram(app.test_client(),
                                json.dumps({"update_id": 900 + list(bodies).index(kind), key: bodies[kind]}).encode()).status_code
         assert status in (200, 400)
-        runner = runner_of(app)
-        wait_until(lambda: not runner._in_flight, what="the Telegram loop done with the update")
+        events = runner_of(app).services.events
+        wait_until(lambda: not events.in_flight, what="the Telegram loop done with the update")
     assert not [r for r in caplog.records if "update failed" in r.getMessage()], caplog.text

@@ -1,4 +1,5 @@
-"""The serving side's terminal commands: `talklike chat`, `talklike sample`, `talklike simulate`.
+"""The serving commands: `talklike chat`, `sample`, `simulate`, and the registration of `serve`,
+`telegram`, `telegram-setup` and `messenger-setup`.
 
 Handlers import the engine lazily so `talklike --help` stays instant.
 """
@@ -8,19 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 
+from bot.conversation.commands import TERMINAL, help_text
 from talklike.errors import UserError
 
-CHAT_HELP = """\
-Chat with a persona from the terminal. Commands inside the chat:
-  /persona [NAME]     show the personas, or switch to NAME
-  /temperature [T]    show or set the sampling temperature
-  /reset              start the conversation over
-  /history            show the last messages
-  /help, /quit
-With stdin not a terminal, every input line is one message and every output line one reply
-(newlines inside a reply become spaces), so the chat can be scripted."""
+CHAT_HELP = help_text(TERMINAL)
 
 
 def register(subparsers) -> None:
@@ -58,9 +51,7 @@ def register(subparsers) -> None:
                           help="conversation key (default: %(default)s)")
     simulate.set_defaults(handler=simulate_command)
 
-    from bot.adapters.messenger import setup_command as messenger_setup
-    from bot.adapters.telegram import commands as telegram_commands
-    from bot.app import serve_command
+    from bot.app import messenger_setup, serve_command, telegram_commands
 
     serve_command.register(subparsers)
     messenger_setup.register(subparsers)
@@ -99,96 +90,14 @@ def _check_persona(engine, name: str) -> str:
 # --- chat --------------------------------------------------------------------------------------------
 def chat_command(args) -> int:
     """Interactive chat, or one reply per input line when stdin is not a terminal."""
-    from bot.engine.batching import EngineError
+    from bot.adapters import terminal
+    from bot.conversation import Conversations
 
-    engine = _engine(args, store=args.store)
-    with engine:
-        session = ChatSession(engine, args.conversation, _check_persona(engine, args.persona), args.author, args.seed)
-        interactive = sys.stdin.isatty()
-        if interactive:
-            try:
-                import readline  # noqa: F401  (line editing and ↑ history for input())
-            except ImportError:
-                pass
-            print(f"talking to {session.persona} — /help for commands, /quit or Ctrl-D to leave")
-        while True:
-            try:
-                line = input("you> ") if interactive else sys.stdin.readline()
-            except EOFError:
-                break
-            if not interactive and line == "":
-                break  # end of input
-            line = line.rstrip("\n")
-            try:
-                if line.startswith("/"):
-                    if not session.command(line, out=sys.stdout if interactive else sys.stderr):
-                        break
-                    continue
-                if not line.strip():
-                    if not interactive:
-                        print(flush=True)  # keep one output line per input line
-                    continue
-                reply = session.say(line)
-            except (UserError, EngineError) as err:
-                print(f"error: {err}", file=sys.stderr if not interactive else sys.stdout, flush=True)
-                if not interactive:
-                    print(flush=True)
-                continue
-            if interactive:
-                print(f"{session.persona}> {reply}")
-            else:
-                print(reply.replace("\r", " ").replace("\n", " "), flush=True)
-        if interactive:
-            print()
+    with _engine(args, store=args.store) as engine:
+        conversations = Conversations(engine, default_persona=_check_persona(engine, args.persona))
+        engine.configure(args.conversation, persona=args.persona)  # also over a conversation resumed from a store
+        terminal.run(terminal.TerminalChat(conversations, args.conversation, args.author, args.seed))
     return 0
-
-
-class ChatSession:
-    """The chat's state: persona, who the user writes as, and the slash commands."""
-
-    def __init__(self, engine, conversation: str, persona: str, author: str | None, seed: int | None):
-        self.engine, self.conversation, self.persona, self.author = engine, conversation, persona, author
-        self.rng = random.Random(seed)
-
-    def say(self, text: str) -> str:
-        return self.engine.reply(self.conversation, self.persona, text, author=self.author,
-                                 seed=self.rng.randrange(2**31))
-
-    def command(self, line: str, out) -> bool:
-        """Run a slash command; False means leave the chat."""
-        name, _, arg = line.strip().partition(" ")
-        arg = arg.strip()
-        if name in ("/quit", "/exit"):
-            return False
-        if name == "/help":
-            print(CHAT_HELP, file=out)
-        elif name == "/persona":
-            if arg:
-                self.persona = _check_persona(self.engine, arg)
-                print(f"now talking to {self.persona}", file=out)
-            else:
-                print("personas: " + ", ".join(self.engine.personas) + f" (now: {self.persona})", file=out)
-        elif name == "/temperature":
-            if arg:
-                try:
-                    value = float(arg)
-                except ValueError:
-                    raise UserError(f"temperature must be a number, got {arg!r}") from None
-                self.engine.configure(self.conversation, temperature=value)
-                print(f"temperature {value:g}", file=out)
-            else:
-                record = self.engine.store.get(self.conversation)
-                current = (record.settings if record else {}).get("temperature", self.engine.config.settings.temperature)
-                print(f"temperature {current:g}", file=out)
-        elif name == "/reset":
-            self.engine.reset(self.conversation)
-            print("conversation reset", file=out)
-        elif name == "/history":
-            for m in self.engine.transcript(self.conversation):
-                print(f"{m['author']}: {m['text']}", file=out)
-        else:
-            raise UserError(f"unknown command {name} (try /help)")
-        return True
 
 
 # --- sample, simulate --------------------------------------------------------------------------------

@@ -15,28 +15,42 @@ from dataclasses import dataclass, field
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from bot.conversation import Conversations
 from bot.infra.background import BackgroundTasks
 from bot.infra.config import AppConfig, ConfigError
 from bot.infra.inbox import Inbox
 from bot.infra.log_format import configure_logging, set_app_level
+from bot.infra.webhook_events import WebhookEvents
 
 log = logging.getLogger("talklike.app")
 
 
 @dataclass
 class Services:
-    """What the blueprints share: settings, the engine, and the background pool."""
+    """What the blueprints share: settings, the engine, the conversation layer over it, the background pool
+    and the webhook event lifecycle."""
 
     config: AppConfig
-    engine: object  # bot.engine.Engine
+    engine: object  # bot.engine.engine.Engine
     background: BackgroundTasks
     inbox: Inbox  # webhook events acknowledged but not yet answered (recovered if a worker dies)
+    events: WebhookEvents
+    conversations: Conversations
     closers: list[Callable[[], None]] = field(default_factory=list)  # adapters' own clean-up, run by close
+
+    @classmethod
+    def build(cls, config: AppConfig, engine) -> Services:
+        """The services over a loaded engine."""
+        background = BackgroundTasks(config.background_threads)
+        # An event's lease outlasts any reply (like the conversation lock's), so only a dead holder loses it early.
+        inbox = Inbox(engine.store, lease=max(120.0, 4 * config.reply_timeout))
+        return cls(config, engine, background, inbox, WebhookEvents(engine.store, inbox, background),
+                   Conversations(engine, config.persona))
 
     @property
     def default_persona(self) -> str:
         """TALKLIKE_PERSONA, else the first persona the engine may speak as."""
-        return self.config.persona or self.engine.personas[0]
+        return self.conversations.default_persona
 
     def close(self) -> None:
         """Finish background work, run the adapters' clean-up (newest first: the Telegram loop finishes its
@@ -91,9 +105,7 @@ def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False
     engine = engine or build_engine(settings)
-    # An event's lease outlasts any reply (like the conversation lock's), so only a dead holder loses it early.
-    inbox = Inbox(engine.store, lease=max(120.0, 4 * settings.reply_timeout))
-    services = Services(settings, engine, BackgroundTasks(settings.background_threads), inbox)
+    services = Services.build(settings, engine)
     app.extensions["talklike"] = services
 
     from bot.app.health import health
@@ -111,7 +123,7 @@ def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None)
         from bot.adapters.console.blueprint import make_blueprint as console_blueprint
 
         app.register_blueprint(console_blueprint(services))
-    inbox.start()  # after the adapters registered what they recover
+    services.inbox.start()  # after the adapters registered what they recover
     _install_edge(app)
     log.info("app ready", extra={"messenger": settings.messenger_enabled, "telegram_webhook": settings.telegram_webhook_enabled,
                                  "console": settings.console, "personas": services.engine.personas,

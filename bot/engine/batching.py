@@ -18,17 +18,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import random
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from bot.engine.settings import SamplingSettings
+from bot.engine.errors import EngineBusy, EngineError, EngineStopped, EngineTimeout
+from bot.engine.jobs import BatchView, FeedResult, GenerateResult, Job
 from model.sampler import sample_rows
 from model.stepping import stepper_for
 from model.vocab import Vocabulary
@@ -36,112 +35,6 @@ from model.vocab import Vocabulary
 log = logging.getLogger(__name__)
 
 FOLD_MAX = 64  # input steps up to which a job is folded into the batch's steps instead of read in one call
-
-
-class EngineError(Exception):
-    """The engine could not produce a reply (busy, timed out, stopped)."""
-
-
-class EngineBusy(EngineError):
-    """Too many requests are waiting; try again shortly."""
-
-
-class EngineTimeout(EngineError):
-    """A request took longer than its timeout."""
-
-
-class EngineStopped(EngineError):
-    """The engine was closed."""
-
-
-@dataclass
-class FeedResult:
-    h: np.ndarray  # (L, 1, H)
-    c: np.ndarray
-    speaker: np.ndarray | None  # (A,) speaker logits at the last EOS fed, None if none was fed
-
-
-@dataclass
-class GenerateResult:
-    ids: list[int]  # the generated characters (prefix excluded), without EOS
-    ended: bool  # True: the model wrote EOS; False: cut at max_chars
-    h: np.ndarray  # (L, 1, H) after the reply and its EOS
-    c: np.ndarray
-    speaker: np.ndarray  # (A,) speaker logits at the reply's EOS
-    pre: FeedResult  # the state after the prefill, before the reply's BOS (for retries and re-reads)
-    # (k, h, c): the state after the first k generated characters, where character k is the last
-    # whitespace written; a reply cut there only needs an EOS more, not a re-read.
-    boundary: tuple[int, np.ndarray, np.ndarray] | None = None
-
-
-@dataclass
-class Job:
-    """One request to the worker. `chars`/`authors` are the prefill; `generate` jobs then write a reply."""
-
-    kind: str  # "feed" | "generate"
-    chars: list[int]
-    authors: list[int]
-    h: np.ndarray  # (L, 1, H) state to start from
-    c: np.ndarray
-    deadline: float  # time.monotonic()
-    persona_id: int = 0
-    prefix: list[int] = field(default_factory=list)  # reply characters fixed in advance (a prime)
-    settings: SamplingSettings = field(default_factory=SamplingSettings)
-    rng: random.Random = field(default_factory=random.Random)
-    future: Future = field(default_factory=Future)
-    # filled in by the worker
-    out: list[int] = field(default_factory=list)
-    pre: FeedResult | None = None
-    logits: np.ndarray | None = None  # (1, V) for the next character
-    serial: int = 0  # set by submit: tells jobs apart (ids of dead objects get reused)
-    closing: bool = False  # reached max_chars: the next step feeds EOS
-    boundary: tuple[int, np.ndarray, np.ndarray, int] | None = None  # (k, batch h, batch c, row) before a space
-    finishing: bool = False
-    ended: bool = False
-    # a folded prefill: inputs still to force (incoming chars, BOS, prefix) and how many were fed
-    forced: list[int] | None = None
-    forced_authors: list[int] | None = None
-    fed: int = 0
-    speaker: np.ndarray | None = None  # speaker logits at the last EOS forced
-
-
-@dataclass
-class _BatchView:
-    """Per-row arrays of the running batch, rebuilt only when its members change: the step reads these
-    instead of asking every job, so a step's Python cost barely grows with the batch."""
-
-    temperature: np.ndarray
-    top_k: np.ndarray
-    top_p: np.ndarray
-    cut: bool  # any row uses top-k / top-p
-    greedy: bool  # any row has temperature 0
-    personas: np.ndarray  # (B,) the author each row writes as
-    written: np.ndarray  # (B,) prefix + characters written so far
-    min_chars: np.ndarray
-    max_chars: np.ndarray
-    closing: np.ndarray  # (B,) bool: reached max_chars, the next step feeds EOS
-    randoms: list  # each row's `rng.random`
-    forced: list[int]  # rows still reading a folded prefill
-    deadline: float  # the earliest deadline in the batch
-
-    @classmethod
-    def of(cls, active: list[Job]) -> _BatchView:
-        settings = [j.settings for j in active]
-        return cls(
-            temperature=np.array([o.temperature for o in settings], dtype=np.float32),
-            top_k=np.array([o.top_k for o in settings]),
-            top_p=np.array([o.top_p for o in settings], dtype=np.float32),
-            cut=any(o.top_k > 0 or o.top_p < 1.0 for o in settings),
-            greedy=any(o.temperature <= 0 for o in settings),
-            personas=np.array([j.persona_id for j in active]),
-            written=np.array([len(j.prefix) + len(j.out) for j in active]),
-            min_chars=np.array([o.min_chars for o in settings]),
-            max_chars=np.array([o.max_chars for o in settings]),
-            closing=np.array([j.closing for j in active], dtype=bool),
-            randoms=[j.rng.random for j in active],
-            forced=[i for i, j in enumerate(active) if j.forced],
-            deadline=min(j.deadline for j in active),
-        )
 
 
 class BatchWorker:
@@ -161,7 +54,7 @@ class BatchWorker:
         self._pending: deque[Job] = deque()
         self._submit_lock = threading.Lock()
         self._wakeup = threading.Event()  # set by submit: an idle worker waits on it
-        self._view: _BatchView | None = None  # of the running batch; None after it changed
+        self._view: BatchView | None = None  # of the running batch; None after it changed
         self._stop = threading.Event()
         self.steps = 0  # batched decode steps so far (for tests and benchmarks)
         self.max_seen_batch = 0
@@ -307,7 +200,7 @@ class BatchWorker:
         n = len(active)
         self.steps += 1
         self.max_seen_batch = max(self.max_seen_batch, n)
-        view = self._view = self._view or _BatchView.of(active)
+        view = self._view = self._view or BatchView.of(active)
         allow = view.written >= view.min_chars
         # Forced rows draw no random number: a reply's text depends on its seed alone, not on whether its
         # prefill was folded (which depends on the other requests).

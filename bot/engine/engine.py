@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from bot.engine.batching import BatchWorker, EngineError, EngineTimeout, FeedResult, GenerateResult, Job
+from bot.engine.batching import BatchWorker
+from bot.engine.errors import EmptyMessage, EngineError, EngineTimeout, UnknownConversation, UnknownPersona
+from bot.engine.jobs import FeedResult, GenerateResult, Job
 from bot.engine.reply_text import cut_before_memorized, cut_runaway
 from bot.engine.settings import SamplingSettings, SettingsError
 from bot.infra.stores import ConversationRecord, Store, open_store
@@ -33,18 +35,6 @@ from model.vocab import AuthorTable, Vocabulary
 from talklike.errors import UserError
 
 log = logging.getLogger(__name__)
-
-
-class UnknownPersona(UserError):
-    """The persona is not in the model, or not on the allowlist."""
-
-
-class EmptyMessage(UserError):
-    """A message to answer has no text."""
-
-
-class UnknownConversation(UserError):
-    """The conversation has no stored state (never seen, or forgotten)."""
 
 
 @dataclass
@@ -174,6 +164,22 @@ class Engine:
             record.persona = persona or record.persona
             self.store.put(conversation, record)
 
+    def chosen(self, conversation: str) -> tuple[str | None, dict]:
+        """The persona and sampling settings chosen for the conversation (None and {} if never chosen)."""
+        record = self.store.get(_key(conversation))
+        return (None, {}) if record is None else (record.persona, dict(record.settings))
+
+    def move(self, conversation: str, to: str) -> bool:
+        """Carry a conversation over to a new key (a group that got a new id); False if nothing was stored."""
+        with self._lock(conversation):
+            record = self.store.get(conversation)
+            if record is None:
+                return False
+            with self._lock(to):
+                self.store.put(to, record)
+            self.store.delete(conversation)
+        return True
+
     def next_speaker(self, conversation: str) -> list[tuple[str, float]]:
         """Who is likely to write next: (name, probability) for every author, most likely first."""
         record = self.store.get(_key(conversation))
@@ -191,17 +197,23 @@ class Engine:
         record = self.store.get(_key(conversation))
         return [] if record is None else record.transcript
 
+    async def in_thread(self, fn, *args, **kwargs):
+        """`fn(*args, **kwargs)` for asyncio callers: on the engine's own threads (as many as requests may
+        wait), so the event loop stays free and replies are not capped by asyncio's default pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
     async def areply(self, *args, **kwargs) -> str:
-        """`reply` for asyncio callers: runs on the engine's threads, the event loop stays free."""
-        return await self._in_thread(self.reply, *args, **kwargs)
+        """`reply` for asyncio callers."""
+        return await self.in_thread(self.reply, *args, **kwargs)
 
     async def aspeak(self, *args, **kwargs) -> str:
         """`speak` for asyncio callers."""
-        return await self._in_thread(self.speak, *args, **kwargs)
+        return await self.in_thread(self.speak, *args, **kwargs)
 
     async def aobserve(self, *args, **kwargs) -> bool:
         """`observe` for asyncio callers."""
-        return await self._in_thread(self.observe, *args, **kwargs)
+        return await self.in_thread(self.observe, *args, **kwargs)
 
     def close(self) -> None:
         """Stop the worker thread, and close the store if the engine opened it."""
@@ -303,8 +315,8 @@ class Engine:
 
     def _persona_id(self, persona: str) -> int:
         if persona not in self.personas:
-            why = "is not allowed here" if persona in self.authors.personas else "is not in the model"
-            raise UnknownPersona(f"persona {persona!r} {why}; choose from: {', '.join(self.personas)}")
+            # The same words whether the model knows the name or not: a stranger must not learn who is in it.
+            raise UnknownPersona(f"persona {persona!r} is not available here; choose from: {', '.join(self.personas)}")
         return self.authors.id_of(persona)
 
     def _author_id(self, author: str | None) -> int:
@@ -346,10 +358,6 @@ class Engine:
         record.last_timestamp = now
         record.messages += len(messages)
         self.store.put(conversation, record)
-
-    async def _in_thread(self, fn, *args, **kwargs):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
 
 def _key(conversation: str) -> str:

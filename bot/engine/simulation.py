@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from bot.engine.engine import UnknownConversation, UnknownPersona
+from bot.engine.errors import UnknownConversation, UnknownPersona
 
 
 def next_turn(engine, conversation: str, personas: list[str], rng: random.Random) -> tuple[str, str]:

@@ -12,189 +12,181 @@ import logging
 import random
 import time
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from bot.adapters.console import validation as v
-from bot.engine.batching import EngineBusy, EngineError, EngineTimeout
-from bot.engine.engine import EmptyMessage, UnknownPersona
-from bot.engine.settings import SettingsError
-from bot.engine.simulation import next_turn
+from bot.conversation import Problem, Said, problem_of
 from bot.infra.log_format import log_text
-from bot.infra.stores.base import LockTimeout, StoreError
-from talklike.errors import UserError
 
 log = logging.getLogger("talklike.console")
 
-RETRY_AFTER_S = 2  # what a busy engine asks the page to wait
 # The page loads its script and style from this server only; model output can never run as code.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
+class Failed(Exception):
+    """A conversation request that could not be done, with what the conversation layer says about it."""
+
+    def __init__(self, problem: Problem, field: str | None = None):
+        super().__init__(problem.text)
+        self.problem, self.field = problem, field or problem.field
+
+
+def _done(said: Said, field: str | None = None) -> Said:
+    """`said` if the request succeeded; Failed (answered with its problem's status) otherwise."""
+    if said.problem is not None:
+        raise Failed(said.problem, field)
+    return said
+
+
+console = Blueprint("console", __name__, static_folder="static", static_url_path="/console/static")
+
+
 def make_blueprint(services) -> Blueprint:
-    """The console blueprint over the app's `Services` (engine, config)."""
-    bp = Blueprint("console", __name__, static_folder="static", static_url_path="/console/static")
-    engine = services.engine
-
-    @bp.get("/")
-    def index():
-        """The console page."""
-        response = bp.send_static_file("index.html")
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        response.headers["Cache-Control"] = "no-cache"
-        return response
-
-    @bp.get("/api/personas")
-    def personas():
-        """Who the model may speak as (with training message counts), the default, and a model summary."""
-        card = engine.artifact.card or {}
-        authors = card.get("authors") or {}
-        bpc = (card.get("metrics") or {}).get("val_bpc_by_author") or {}
-        listed = []
-        for name in engine.personas:
-            stats = authors.get(name) or {}
-            listed.append(_present({"name": name, "messages": int(stats.get("messages") or 0),
-                                    "chars": stats.get("chars"), "val_bpc": bpc.get(name)}))
-        defaults = engine.config.settings
-        return jsonify(personas=listed, default=services.default_persona, model=_model_summary(card),
-                       settings={"temperature": defaults.temperature, "max_chars": defaults.max_chars},
-                       limits={"max_turns": v.MAX_TURNS, "max_message_chars": v.MAX_MESSAGE_CHARS,
-                               "max_simulated_personas": v.MAX_SIMULATED_PERSONAS})
-
-    @bp.post("/api/chat")
-    def chat():
-        """Answer the page's message as the chosen persona."""
-        body = v.json_body(request)
-        key = v.conversation_key(body.get("conversation"))
-        persona = v.text(body, "persona", required=False)
-        persona = services.default_persona if persona is None else persona
-        message = v.text(body, "message", max_chars=v.MAX_MESSAGE_CHARS)
-        if not message.strip():
-            raise v.ApiError("message is empty: write something to send", field="message")
-        temperature = v.number(body, "temperature")
-        _check_persona(engine, persona, "persona")
-        _set_temperature(engine, key, temperature)
-        started = time.perf_counter()
-        reply = engine.reply(key, persona, message)
-        ms = round((time.perf_counter() - started) * 1000, 1)
-        extra = {"conversation": key, "persona": persona, "chars_in": len(message), "chars_out": len(reply), "ms": ms}
-        if log_text():
-            extra.update(text=message, reply=reply)
-        log.info("console reply", extra=extra)
-        return jsonify(conversation=body["conversation"], persona=persona, reply=reply, ms=ms)
-
-    @bp.post("/api/reset")
-    def reset():
-        """Start the conversation over (its persona and temperature are kept)."""
-        body = v.json_body(request)
-        key = v.conversation_key(body.get("conversation"))
-        existed = engine.reset(key)
-        log.info("console reset", extra={"conversation": key, "existed": existed})
-        return jsonify(conversation=body["conversation"], reset=existed)
-
-    @bp.post("/api/simulate")
-    def simulate():
-        """The next `turns` messages of a group chat among `personas` (the next-speaker head picks who)."""
-        body = v.json_body(request)
-        key = v.conversation_key(body.get("conversation"))
-        cast = v.names(body, "personas", v.MAX_SIMULATED_PERSONAS)
-        turns = v.integer(body, "turns", default=1, low=1, high=v.MAX_TURNS)
-        temperature = v.number(body, "temperature")
-        seed = body.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise v.ApiError("seed must be a whole number", field="seed")
-        for name in cast:
-            _check_persona(engine, name, "personas")
-        _set_temperature(engine, key, temperature)
-        rng = random.Random(seed)
-        started = time.perf_counter()
-        messages = []
-        for _ in range(turns):
-            speaker, said = next_turn(engine, key, cast, rng)
-            messages.append({"author": speaker, "text": said})
-        ms = round((time.perf_counter() - started) * 1000, 1)
-        extra = {"conversation": key, "personas": cast, "turns": turns, "ms": ms}
-        if log_text():
-            extra["messages"] = messages
-        log.info("console simulate", extra=extra)
-        return jsonify(conversation=body["conversation"], messages=messages, ms=ms)
-
-    @bp.get("/api/transcript")
-    def transcript():
-        """The conversation's last messages, persona and temperature: the page restores itself on reload."""
-        key = v.conversation_key(request.args.get("conversation"))
-        record = engine.store.get(key)
-        if record is None:
-            return jsonify(conversation=request.args["conversation"], persona=None, temperature=None, messages=[])
-        named = set(engine.authors.personas)
-        messages = [{"author": m["author"], "text": m["text"], "ts": m.get("ts"), "mine": m["author"] not in named}
-                    for m in record.transcript]
-        return jsonify(conversation=request.args["conversation"], persona=record.persona,
-                       temperature=record.settings.get("temperature"), messages=messages)
-
-    @bp.after_request
-    def no_sniffing(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
-
-    @bp.errorhandler(v.ApiError)
-    def api_error(err: v.ApiError):
-        return _error(err.status, err.message, err.field, err.headers)
-
-    @bp.errorhandler(EmptyMessage)
-    def empty_message(err: EmptyMessage):
-        return _error(400, str(err), "message")
-
-    @bp.errorhandler(UserError)
-    def user_error(err: UserError):
-        return _error(400, str(err))
-
-    @bp.errorhandler(EngineBusy)
-    def busy(err: EngineBusy):
-        log.warning("console: engine busy", extra={"path": request.path})
-        return _error(503, f"the model is busy; try again in {RETRY_AFTER_S} s",
-                      headers={"Retry-After": str(RETRY_AFTER_S)})
-
-    @bp.errorhandler(EngineTimeout)
-    def timeout(err: EngineTimeout):
-        log.warning("console: reply timed out", extra={"path": request.path})
-        return _error(504, f"{err}; try again, or lower max_chars")
-
-    @bp.errorhandler(LockTimeout)
-    def conversation_busy(err: LockTimeout):
-        return _error(503, "this conversation is still busy with an earlier reply; try again shortly",
-                      headers={"Retry-After": str(RETRY_AFTER_S)})
-
-    @bp.errorhandler(StoreError)
-    def store_error(err: StoreError):
-        log.error("console: conversation store failed", extra={"path": request.path, "reason": str(err)})
-        return _error(503, "the conversation store is unavailable; try again shortly",
-                      headers={"Retry-After": str(RETRY_AFTER_S)})
-
-    @bp.errorhandler(EngineError)
-    def stopped(err: EngineError):
-        log.error("console: engine unavailable", extra={"path": request.path, "reason": str(err)})
-        return _error(503, "the reply engine is not running; restart the server")
-
-    return bp
+    """The console blueprint; its views find the conversation layer in the app's `Services`."""
+    return console
 
 
-def _check_persona(engine, name: str, field: str) -> None:
+def _conversations():
+    return current_app.extensions["talklike"].conversations
+
+
+@console.get("/")
+def index():
+    """The console page."""
+    response = console.send_static_file("index.html")
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@console.get("/api/personas")
+def personas():
+    """Who the model may speak as (with training message counts), the default, and a model summary."""
+    conversations = _conversations()
+    engine = conversations.engine
+    card = engine.artifact.card or {}
+    authors = card.get("authors") or {}
+    bpc = (card.get("metrics") or {}).get("val_bpc_by_author") or {}
+    listed = []
+    for name in conversations.names.ranked():
+        stats = authors.get(name) or {}
+        listed.append(_present({"name": name, "messages": int(stats.get("messages") or 0),
+                                "chars": stats.get("chars"), "val_bpc": bpc.get(name)}))
+    defaults = engine.config.settings
+    return jsonify(personas=listed, default=conversations.default_persona, model=_model_summary(card),
+                   settings={"temperature": defaults.temperature, "max_chars": defaults.max_chars},
+                   limits={"max_turns": v.MAX_TURNS, "max_message_chars": v.MAX_MESSAGE_CHARS,
+                           "max_simulated_personas": v.MAX_SIMULATED_PERSONAS})
+
+
+@console.post("/api/chat")
+def chat():
+    """Answer the page's message as the chosen persona."""
+    conversations = _conversations()
+    body = v.json_body(request)
+    key = v.conversation_key(body.get("conversation"))
+    persona = v.text(body, "persona", required=False)
+    persona = conversations.default_persona if persona is None else persona
+    message = v.text(body, "message", max_chars=v.MAX_MESSAGE_CHARS)
+    if not message.strip():
+        raise v.ApiError("message is empty: write something to send", field="message")
+    temperature = v.number(body, "temperature")
+    _check_persona(conversations, persona, "persona")
+    if temperature is not None:
+        _done(conversations.temperature(key, temperature), field="temperature")
+    started = time.perf_counter()
+    reply = _done(conversations.answer(key, message, persona=persona)).text
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    extra = {"conversation": key, "persona": persona, "chars_in": len(message), "chars_out": len(reply), "ms": ms}
+    if log_text():
+        extra.update(text=message, reply=reply)
+    log.info("console reply", extra=extra)
+    return jsonify(conversation=body["conversation"], persona=persona, reply=reply, ms=ms)
+
+
+@console.post("/api/reset")
+def reset():
+    """Start the conversation over (its persona and temperature are kept)."""
+    body = v.json_body(request)
+    key = v.conversation_key(body.get("conversation"))
+    said = _done(_conversations().reset(key))
+    log.info("console reset", extra={"conversation": key, "existed": said.existed})
+    return jsonify(conversation=body["conversation"], reset=said.existed)
+
+
+@console.post("/api/simulate")
+def simulate():
+    """The next `turns` messages of a group chat among `personas` (the next-speaker head picks who)."""
+    conversations = _conversations()
+    body = v.json_body(request)
+    key = v.conversation_key(body.get("conversation"))
+    cast = v.names(body, "personas", v.MAX_SIMULATED_PERSONAS)
+    turns = v.integer(body, "turns", default=1, low=1, high=v.MAX_TURNS)
+    temperature = v.number(body, "temperature")
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise v.ApiError("seed must be a whole number", field="seed")
+    for name in cast:
+        _check_persona(conversations, name, "personas")
+    if temperature is not None:
+        _done(conversations.temperature(key, temperature), field="temperature")
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    messages = []
+    for _ in range(turns):
+        said = _done(conversations.simulate(key, cast, rng))
+        messages.append({"author": said.persona, "text": said.text})
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    extra = {"conversation": key, "personas": cast, "turns": turns, "ms": ms}
+    if log_text():
+        extra["messages"] = messages
+    log.info("console simulate", extra=extra)
+    return jsonify(conversation=body["conversation"], messages=messages, ms=ms)
+
+
+@console.get("/api/transcript")
+def transcript():
+    """The conversation's last messages, persona and temperature: the page restores itself on reload."""
+    conversations = _conversations()
+    key = v.conversation_key(request.args.get("conversation"))
     try:
-        engine.check_persona(name)
-    except UnknownPersona as err:
-        raise v.ApiError(str(err), field=field) from None
+        view = conversations.view(key)
+    except Exception as err:
+        raise Failed(problem_of(err)) from err
+    named = set(conversations.engine.authors.personas)
+    messages = [{"author": m["author"], "text": m["text"], "ts": m.get("ts"), "mine": m["author"] not in named}
+                for m in view.messages]
+    return jsonify(conversation=request.args["conversation"], persona=view.persona,
+                   temperature=view.temperature, messages=messages)
 
 
-def _set_temperature(engine, key: str, temperature: float | None) -> None:
-    """Keep the conversation's temperature for its later replies; 400 naming the field when out of range."""
-    if temperature is None:
-        return
-    try:
-        engine.configure(key, temperature=temperature)
-    except SettingsError as err:
-        raise v.ApiError(str(err), field="temperature") from None
+@console.after_request
+def no_sniffing(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+@console.errorhandler(v.ApiError)
+def api_error(err: v.ApiError):
+    return _error(err.status, err.message, err.field, err.headers)
+
+
+@console.errorhandler(Failed)
+def failed(err: Failed):
+    problem = err.problem
+    if problem.kind != "invalid":
+        log.warning("console: request not done", extra={"path": request.path, "problem": problem.kind})
+    headers = {"Retry-After": str(problem.retry_after)} if problem.retry_after else None
+    return _error(problem.status, problem.text, err.field if problem.kind == "invalid" else None, headers)
+
+
+def _check_persona(conversations, name: str, field: str) -> None:
+    if not conversations.available(name):
+        raise v.ApiError(f"persona {name!r} is not available here; choose from: "
+                         f"{', '.join(conversations.names.all)}", field=field)
 
 
 def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None):

@@ -7,9 +7,9 @@ GET is the subscription handshake: `hub.mode=subscribe` with the right `hub.veri
   under the app secret (compared in constant time; the body is never re-serialized before checking);
 - 400 when the body is not JSON, or not shaped like a webhook call;
 - 404 when `object` is not "page" (Facebook's own sample does the same for other subscriptions).
-Then it answers 200 at once; new events are deduplicated through the store (`messenger:mid:<mid>`, a day,
-shared by every worker), kept in the store's inbox until answered (a worker killed mid-reply leaves them
-for another: `bot/inbox.py`) and handled in the background, in order per user.
+Then it answers 200 at once; each new event goes through the webhook lifecycle (bot/infra/webhook_events.py:
+deduplicated for a day by `messenger:mid:<mid>`, kept until answered, handled in the background in order per
+user, retried while the store is down) to `handler.py`.
 """
 
 from __future__ import annotations
@@ -18,47 +18,27 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 
 from flask import Blueprint, Response, abort, request
 
-from bot.adapters.messenger.events import BadPayload, Event, event_from_bytes, event_to_bytes, parse_events
+from bot.adapters.messenger.events import BadPayload, event_from_bytes, event_to_bytes, parse_events
 from bot.adapters.messenger.handler import EventHandler
-from bot.adapters.messenger.ordering import UserQueues
 from bot.adapters.messenger.send_api import SendAPI
 from bot.infra.stores import StoreError
 
 log = logging.getLogger(__name__)
 
 DEDUPE_TTL = 86400.0  # seconds; Facebook retries a delivery for at most a day
-STORE_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds: an event met an unavailable store, tries again
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
 def make_blueprint(services) -> Blueprint:
     """The webhook blueprint over `services`; its handler is also at `app.extensions["talklike.messenger"]`."""
     config = services.config
-    handler = EventHandler(services, SendAPI(config.messenger_graph_url, config.messenger_page_token))
+    handler = EventHandler(services.conversations, SendAPI(config.messenger_graph_url, config.messenger_page_token))
     services.closers.append(handler.send_api.close)
-    inbox = services.inbox
-
-    def handle(item: tuple[str, Event, int]) -> None:
-        item_id, event, attempt = item
-        finished = True
-        try:
-            finished = handler.handle(event, may_retry=attempt < len(STORE_RETRY_DELAYS))
-        finally:
-            if finished:
-                inbox.done(item_id)
-            else:  # the store is down: the event waits (in the inbox too, should this process stop)
-                timer = threading.Timer(STORE_RETRY_DELAYS[attempt], queues.put, (event.psid, (item_id, event, attempt + 1)))
-                timer.daemon = True
-                timer.start()
-
-    queues = UserQueues(services.background, handle)
-    store = services.engine.store
-    inbox.register("messenger:", lambda item_id, payload: _requeue(queues, item_id, payload),
-                   lambda k: store.seen(k, ttl=DEDUPE_TTL))
+    services.events.register("messenger:", DEDUPE_TTL, handler.handle,
+                             order_key=lambda payload: event_from_bytes(payload).psid)
     bp = Blueprint("messenger", __name__, url_prefix="/messenger")
 
     @bp.record_once
@@ -79,7 +59,7 @@ def make_blueprint(services) -> Blueprint:
 
     @bp.post("/webhook")
     def receive():
-        """A webhook call: check, deduplicate, queue, answer 200."""
+        """A webhook call: check, hand each event to the lifecycle, answer 200."""
         raw = _read_body()
         if not valid_signature(config.messenger_app_secret, raw, request.headers.get(SIGNATURE_HEADER)):
             log.warning("messenger webhook refused: bad signature",
@@ -108,23 +88,15 @@ def make_blueprint(services) -> Blueprint:
                 log.info("messenger event ignored", extra={"what": event.what})
                 continue
             try:
-                duplicate = not inbox.admit(key, event_to_bytes(event), lambda k: store.seen(k, ttl=DEDUPE_TTL))
+                duplicate = not services.events.accept(key, event_to_bytes(event))
             except StoreError as err:  # 503: Facebook delivers the call again later, nothing is lost
                 log.error("messenger webhook: store unavailable", extra={"error": str(err)})
                 abort(503, "the conversation store is unavailable; retry later")
             if duplicate:
                 log.info("messenger redelivery dropped", extra={"what": event.what})
-            else:
-                queues.put(event.psid, (key, event, 0))
         return Response("EVENT_RECEIVED", mimetype="text/plain")
 
     return bp
-
-
-def _requeue(queues: UserQueues, item_id: str, payload: bytes) -> None:
-    """An event recovered from a stopped worker's inbox: handle it like a new one."""
-    event = event_from_bytes(payload)
-    queues.put(event.psid, (item_id, event, 0))
 
 
 def _read_body() -> bytes:

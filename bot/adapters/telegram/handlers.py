@@ -2,30 +2,24 @@
 Application (polling or webhook mode alike).
 
 Private chats: every message gets a reply in the chat's persona. Groups: every message the bot sees is
-read into the conversation (`aobserve`); it answers when @mentioned, when someone replies to one of its
-messages, and on /say; optionally it chimes in when the next-speaker head says its persona speaks next.
-Edited messages and channel posts are ignored: the conversation memory cannot be rewritten, and a
-channel has nobody to answer. Every engine call runs on the engine's threads; the event loop never blocks.
+read into the conversation; it answers when @mentioned, when someone replies to one of its messages, and on
+/say; optionally it chimes in when the next-speaker head says its persona speaks next. Edited messages and
+channel posts are ignored: the conversation memory cannot be rewritten, and a channel has nobody to answer.
+
+What the bot does and says is the conversation layer's (bot/conversation/); this file parses updates and
+renders the answers (inline keyboards, replies in the right topic, typing). Every conversation call runs on
+the engine's threads; the event loop never blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 import weakref
 
-from telegram import (
-    BotCommand,
-    ChatMember,
-    ChatMemberRestricted,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    ReplyParameters,
-    Update,
-)
+from telegram import BotCommand, ChatMember, ChatMemberRestricted, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.error import Forbidden, NetworkError, TelegramError
 from telegram.ext import (
@@ -48,97 +42,50 @@ from bot.adapters.telegram.incoming import (
     split_text,
     topic_of,
 )
-from bot.adapters.telegram.limiter import FloodLimiter
-from bot.engine.batching import EngineBusy, EngineTimeout
-from bot.engine.engine import UnknownConversation
+from bot.adapters.telegram.keyboard import PERSONA_DATA, persona_keyboard, persona_of_button
+from bot.adapters.telegram.update_attempt import wait_for_store
+from bot.conversation import Conversations, Said
+from bot.conversation.commands import TELEGRAM, menu
+from bot.conversation.problems import APOLOGY
 from bot.infra.log_format import log_text
-from bot.infra.stores import StoreError, StoreUnavailable
-from talklike.errors import UserError
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [
-    ("start", "say hello"),
-    ("help", "what I can do"),
-    ("persona", "choose who I speak as"),
-    ("personas", "list who I can speak as"),
-    ("reset", "start our conversation over"),
-    ("forget", "delete everything stored about this chat"),
-    ("temperature", "show or set how adventurous my replies are"),
-    ("say", "make me say something now"),
-]
+COMMANDS = menu(TELEGRAM)  # (name, summary): the handlers and the menu registered with setMyCommands
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
-HELP = """I answer in the style of a person from a chat history.
-In a private chat I answer every message. In a group I read along and answer when you @mention me or reply \
-to one of my messages.
-
-/persona — choose who I speak as (/persona NAME)
-/personas — list who I can speak as
-/temperature [T] — show or set how adventurous my replies are (0 to 5; default 0.8)
-/say — make me say something now
-/reset — start our conversation over
-/forget — delete everything stored about this chat
-/help — this text"""
 NOT_TEXT = "I can only read text (and the emoji of stickers). Tell me in words?"
-APOLOGY = "Sorry, something went wrong on my side. It has been logged."
 MEMBER = {ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER}
 
-
-def _answers_errors(handler):
-    """Expected failures (unknown persona, bad setting, busy engine) are told to the chat, not raised."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: TelegramBot, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        try:
-            await handler(self, update, context)
-        except StoreUnavailable as err:  # the store is down (its text is for the operator's log, not the chat)
-            log.warning("store unavailable", extra={"error": str(err)})
-            if self.may_retry.get(update.update_id):
-                self.store_failed.add(update.update_id)  # the webhook runner tries the update again later
-                return
-            await self._tell(update, context, "I'm busy right now; try again in a moment.")
-        except StoreError as err:  # a conversation lock held too long, an unreadable record
-            log.warning("store error", extra={"error": str(err)})
-            await self._tell(update, context, "I'm busy right now; try again in a moment.")
-        except UserError as err:
-            await self._tell(update, context, str(err))
-        except EngineBusy:
-            await self._tell(update, context, "I'm busy right now; try again in a moment.")
-        except EngineTimeout:
-            await self._tell(update, context, "That took me too long; try again?")
-
-    return wrapper
+__all__ = ["ALLOWED_UPDATES", "APOLOGY", "COMMANDS", "NOT_TEXT", "TelegramBot", "build_application"]
 
 
 class TelegramBot:
-    """The handlers, over one reply engine. `default_persona` speaks until a chat picks another."""
+    """The handlers, over one conversation layer."""
 
-    def __init__(self, engine, default_persona: str, config: TelegramConfig | None = None):
-        self.engine, self.default_persona = engine, default_persona
+    def __init__(self, conversations: Conversations, config: TelegramConfig | None = None):
+        self.conversations = conversations
         self.config = config or TelegramConfig()
-        self.authors = AuthorMatcher(engine.authors.personas, self.config)
+        self.authors = AuthorMatcher(conversations.engine.authors.personas, self.config)
         self._order: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._last_spoke: dict[str, float] = {}  # conversation → time.monotonic() of the bot's last message
-        # Updates the webhook runner may try again when the store is down (update_id → True), and those that
-        # met a store outage this time; both only touched on the event loop.
-        self.may_retry: dict[int, bool] = {}
-        self.store_failed: set[int] = set()
         self._topics: dict[int, set[int]] = {}  # chat → forum topics seen (forgotten with the chat)
 
     def install(self, application: Application) -> None:
         """Register every handler and the error handler on `application`."""
         only_new = filters.UpdateType.MESSAGE  # not edits, not channel posts
-        for name, _ in COMMANDS:
-            application.add_handler(CommandHandler(name, getattr(self, f"cmd_{name}"), filters=only_new))
-        application.add_handler(CallbackQueryHandler(self.persona_button, pattern=r"^persona:"))
+        application.add_handler(CommandHandler([name for name, _ in COMMANDS], self.command, filters=only_new))
+        application.add_handler(CallbackQueryHandler(self.persona_button, pattern=f"^{PERSONA_DATA}"))
         application.add_handler(ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER))
         application.add_handler(MessageHandler(only_new & filters.StatusUpdate.MIGRATE, self.migrated))
         application.add_handler(MessageHandler(only_new & filters.COMMAND, self.other_command))
         application.add_handler(MessageHandler(only_new & ~filters.COMMAND & ~filters.StatusUpdate.ALL, self.message))
         application.add_error_handler(self.on_error)
 
+    async def _call(self, method, *args, **kwargs) -> Said:
+        """A conversation-layer call on the engine's threads."""
+        return await self.conversations.engine.in_thread(method, *args, **kwargs)
+
     # -- messages -----------------------------------------------------------------------------------
-    @_answers_errors
     async def message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer in private chats and when addressed in groups; read everything else along."""
         incoming = read_message(update.message, context.bot.bot, self.authors)
@@ -151,26 +98,28 @@ class TelegramBot:
             return
         if not incoming.text:
             return
-        try:
-            async with self._in_order(incoming.conversation):
-                await self.engine.aobserve(incoming.conversation, incoming.author, incoming.text)
-        except (UserError, EngineBusy, EngineTimeout) as err:
-            log.warning("could not read a group message", extra={"chat": incoming.chat_id, "error": str(err)})
+        async with self._in_order(incoming.conversation):
+            said = await self._call(self.conversations.observe, incoming.conversation, incoming.author, incoming.text)
+        if said.problem is not None:
+            log.warning("could not read a group message", extra={"chat": incoming.chat_id, "problem": said.problem.kind})
+            wait_for_store(said)
             return
         await self._maybe_chime_in(context, incoming)
 
-    async def _answer(self, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
-        async with self._in_order(incoming.conversation):
-            persona = await self._persona(incoming.conversation)
+    async def _answer(self, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming, unasked: bool = False) -> None:
+        """The persona's answer to an incoming message (or, with no text, its next message)."""
+        key = incoming.conversation
+        async with self._in_order(key):
             async with self._typing(context, incoming):
-                if incoming.text:
-                    text = await self.engine.areply(incoming.conversation, persona, incoming.text,
-                                                    author=incoming.author)
-                else:  # "@bot" alone, or a sticker without emoji in a group: speak up
-                    text = await self.engine.aspeak(incoming.conversation, persona)
-        if log_text():
-            log.debug("reply", extra={"chat": incoming.chat_id, "text": text})
-        await self._send(context, incoming, text, quote=not incoming.private)
+                if incoming.text and not unasked:
+                    said = await self._call(self.conversations.answer, key, incoming.text, incoming.author)
+                else:  # /say, "@bot" alone, or a sticker without emoji in a group: speak up
+                    said = await self._call(self.conversations.speak, key)
+        if wait_for_store(said):
+            return
+        if log_text() and said.by_model:
+            log.debug("reply", extra={"chat": incoming.chat_id, "text": said.text})
+        await self._send(context, incoming, said.text, quote=not incoming.private and not unasked)
 
     async def _maybe_chime_in(self, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
         """Speak unasked when the persona is likely the next speaker (TELEGRAM_CHIME_IN), now and then."""
@@ -180,109 +129,44 @@ class TelegramBot:
         last = self._last_spoke.get(incoming.conversation)
         if last is not None and time.monotonic() - last < self.config.chime_gap:
             return
-        persona = await self._persona(incoming.conversation)
-        try:
-            odds = dict(await asyncio.to_thread(self.engine.next_speaker, incoming.conversation))
-        except UnknownConversation:
-            return
-        if odds.get(persona, 0.0) < threshold:
+        if await self.conversations.engine.in_thread(self.conversations.likely_next, incoming.conversation) < threshold:
             return
         self._last_spoke[incoming.conversation] = time.monotonic()
         async with self._in_order(incoming.conversation):
-            text = await self.engine.aspeak(incoming.conversation, persona)
-        await self._send(context, incoming, text)
+            said = await self._call(self.conversations.speak, incoming.conversation)
+        if said.problem is None:
+            await self._send(context, incoming, said.text)
 
     # -- commands -----------------------------------------------------------------------------------
-    @_answers_errors
-    async def cmd_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Greet, saying who speaks."""
-        persona = await self._persona(self._key(update))
-        await self._reply(update, context, f"Hi! I'm speaking as {persona}.\n\n{HELP}")
-
-    @_answers_errors
-    async def cmd_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """List the commands."""
-        await self._reply(update, context, HELP)
-
-    @_answers_errors
-    async def cmd_persona(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """`/persona NAME` switches; `/persona` alone offers a keyboard of the personas."""
-        key = self._key(update)
-        if context.args:
-            persona = self._persona_named(" ".join(context.args))
-            await asyncio.to_thread(self.engine.configure, key, persona=persona)
-            await self._reply(update, context, f"Now speaking as {persona}.")
-            return
-        current = await self._persona(key)
-        buttons = [InlineKeyboardButton(("• " if p == current else "") + p, callback_data=_button_data(p, i))
-                   for i, p in enumerate(self.engine.personas)]
-        rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-        await self._reply(update, context, f"I'm speaking as {current}. Who should I be?",
-                          reply_markup=InlineKeyboardMarkup(rows))
-
-    @_answers_errors
-    async def persona_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A tap on the /persona keyboard."""
-        query = update.callback_query
-        data = query.data[len("persona:") :] if isinstance(query.data, str) else ""
-        message = query.message
-        index = data[1:] if data.startswith("#") else None
-        stale = message is None or not hasattr(message, "chat") or not data or (
-            index is not None and not (index.isdigit() and int(index) < len(self.engine.personas)))
-        if stale:  # an old keyboard (the personas changed) or not one of ours
-            await query.answer("This keyboard is too old; send /persona again.")
-            return
-        persona = self.engine.personas[int(index)] if index is not None else self._persona_named(data)
-        key = conversation_key(message.chat.id, topic_of(message) if hasattr(message, "is_topic_message") else None)
-        await asyncio.to_thread(self.engine.configure, key, persona=persona)
-        await query.answer(f"Now speaking as {persona}")
-        await query.edit_message_text(f"Now speaking as {persona}.")
-
-    @_answers_errors
-    async def cmd_personas(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """List the personas, marking the chat's."""
-        current = await self._persona(self._key(update))
-        lines = [("• " if p == current else "  ") + p for p in self.engine.personas]
-        await self._reply(update, context, "I can speak as:\n" + "\n".join(lines))
-
-    @_answers_errors
-    async def cmd_reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Start the conversation over; the persona and settings stay."""
-        await asyncio.to_thread(self.engine.reset, self._key(update))
-        await self._reply(update, context, "Starting over: I no longer remember what we said.")
-
-    @_answers_errors
-    async def cmd_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Delete everything stored about the conversation (memory, persona, settings)."""
-        await asyncio.to_thread(self.engine.forget, self._key(update))
-        await self._reply(update, context, "Done: everything stored about this chat is deleted.")
-
-    @_answers_errors
-    async def cmd_temperature(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """`/temperature` shows it, `/temperature 0.5` sets it."""
-        key = self._key(update)
-        if context.args:
-            try:
-                value = float(context.args[0].replace(",", "."))
-            except ValueError:
-                raise UserError(f"the temperature must be a number, like /temperature 0.7 (got {context.args[0]!r})") from None
-            await asyncio.to_thread(self.engine.configure, key, temperature=value)
-            await self._reply(update, context, f"Temperature set to {value:g}.")
-            return
-        record = await asyncio.to_thread(self.engine.store.get, key)
-        value = (record.settings if record else {}).get("temperature", self.engine.config.settings.temperature)
-        await self._reply(update, context, f"Temperature is {value:g} (0 = always the likeliest, up to 5).")
-
-    @_answers_errors
-    async def cmd_say(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Make the persona write the conversation's next message now."""
+    async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """One of the conversation layer's commands (/persona, /temperature, /reset, ...; /say speaks)."""
         message = update.message
         incoming = read_message(message, context.bot.bot, self.authors)
-        async with self._in_order(incoming.conversation):
-            persona = await self._persona(incoming.conversation)
-            async with self._typing(context, incoming):
-                text = await self.engine.aspeak(incoming.conversation, persona)
-        await self._send(context, incoming, text)
+        if (message.text or "").split()[0].lstrip("/").partition("@")[0].lower() == "say":
+            await self._answer(context, incoming, unasked=True)
+            return
+        said = await self._call(self.conversations.command, incoming.conversation, message.text or "", TELEGRAM)
+        if wait_for_store(said):
+            return
+        keyboard = persona_keyboard(said.choices, self.conversations.names.all, self.conversations.persona_of(
+            incoming.conversation)) if said.choices else None
+        await self._reply(update, context, said.text, reply_markup=keyboard)
+
+    async def persona_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A tap on a persona keyboard."""
+        query = update.callback_query
+        message = query.message
+        name = persona_of_button(query.data, self.conversations.names.all)
+        if message is None or not hasattr(message, "chat") or name is None:  # an old keyboard, or not ours
+            await query.answer("This keyboard is too old; send /persona again.")
+            return
+        key = conversation_key(message.chat.id, topic_of(message) if hasattr(message, "is_topic_message") else None)
+        said = await self._call(self.conversations.switch, key, name)
+        if wait_for_store(said):
+            return
+        await query.answer(said.text[:200], show_alert=said.problem is not None)
+        if said.problem is None:
+            await query.edit_message_text(said.text)
 
     async def other_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A command that is not ours: for another bot (`/cmd@otherbot`) → ignored; unknown → told (private)."""
@@ -290,12 +174,12 @@ class TelegramBot:
         words = (message.text or "").split()
         if not words:  # a command entity over blank text: nothing to answer
             return
-        word = words[0]
-        target = word.partition("@")[2]
+        target = words[0].partition("@")[2]
         if target and target.lower() != (context.bot.username or "").lower():
             return
         if message.chat.type == ChatType.PRIVATE:
-            await self._reply(update, context, f"I don't know {word.partition('@')[0]}. Try /help.")
+            said = await self._call(self.conversations.command, conversation_key(message.chat.id), words[0], TELEGRAM)
+            await self._reply(update, context, said.text)
 
     # -- membership ---------------------------------------------------------------------------------
     async def membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -308,15 +192,14 @@ class TelegramBot:
         key = conversation_key(chat.id)
         if now:
             log.info("added to a group", extra={"chat": chat.id})
-            persona = await self._persona(key)
-            await context.bot.send_message(chat.id, f"Hi everyone! I'm speaking as {persona}. "
-                                                    "Mention me or reply to me and I'll answer; /help for more.")
+            said = await self._call(self.conversations.greet_group, key)
+            await context.bot.send_message(chat.id, said.text)
             self._last_spoke[key] = time.monotonic()
             return
         log.info("removed from a group; forgetting it", extra={"chat": chat.id})
         keys = [key] + [conversation_key(chat.id, t) for t in self._topics.pop(chat.id, set())]
+        await self.conversations.engine.in_thread(self.conversations.forget_all, keys)
         for k in keys:
-            await asyncio.to_thread(self.engine.forget, k)
             self._last_spoke.pop(k, None)
 
     async def migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -325,10 +208,7 @@ class TelegramBot:
         if message.migrate_to_chat_id is None:
             return  # the twin message, in the new supergroup
         old, new = conversation_key(message.chat.id), conversation_key(message.migrate_to_chat_id)
-        record = await asyncio.to_thread(self.engine.store.get, old)
-        if record is not None:
-            await asyncio.to_thread(self.engine.store.put, new, record)
-            await asyncio.to_thread(self.engine.forget, old)
+        await self.conversations.engine.in_thread(self.conversations.move, old, new)
         log.info("group migrated to a supergroup", extra={"chat": message.chat.id, "to": message.migrate_to_chat_id})
 
     # -- errors -------------------------------------------------------------------------------------
@@ -349,26 +229,9 @@ class TelegramBot:
                 await context.bot.send_message(chat.id, APOLOGY)
 
     # -- helpers ------------------------------------------------------------------------------------
-    def _key(self, update: Update) -> str:
-        message = update.effective_message
-        return conversation_key(message.chat.id, topic_of(message))
-
     def _remember_topic(self, incoming: Incoming) -> None:
         if incoming.thread_id is not None:
             self._topics.setdefault(incoming.chat_id, set()).add(incoming.thread_id)
-
-    async def _persona(self, conversation: str) -> str:
-        """The conversation's persona if one was chosen (and is still allowed), else the default."""
-        record = await asyncio.to_thread(self.engine.store.get, conversation)
-        chosen = record.persona if record is not None else None
-        return chosen if chosen in self.engine.personas else self.default_persona
-
-    def _persona_named(self, name: str) -> str:
-        """An allowed persona by name, any case; UnknownPersona lists the choices."""
-        for persona in self.engine.personas:
-            if persona.casefold() == name.strip().casefold():
-                return persona
-        return self.engine.check_persona(name.strip())
 
     def _in_order(self, conversation: str) -> asyncio.Lock:
         """One reply at a time per conversation, in the order the messages came."""
@@ -404,6 +267,8 @@ class TelegramBot:
     async def _send(self, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming, text: str,
                     quote: bool = False) -> None:
         """Send `text` to the incoming message's chat and topic, in pieces of at most 4096 characters."""
+        from telegram import ReplyParameters
+
         for i, piece in enumerate(split_text(text)):
             reply = ReplyParameters(incoming.message_id, allow_sending_without_reply=True) if quote and i == 0 else None
             await context.bot.send_message(incoming.chat_id, piece, message_thread_id=incoming.thread_id,
@@ -415,20 +280,6 @@ class TelegramBot:
         for piece in split_text(text):
             await context.bot.send_message(message.chat.id, piece, message_thread_id=topic_of(message), **kwargs)
 
-    async def _tell(self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
-        """An expected failure, told where it happened (a callback query gets it as a notification)."""
-        if update.callback_query is not None:
-            await update.callback_query.answer(text[:200], show_alert=True)
-            return
-        message = update.effective_message
-        if message is None:
-            return
-        if message.chat.type != ChatType.PRIVATE and not (message.text or "").startswith("/"):
-            incoming = read_message(message, context.bot.bot, self.authors)
-            if not incoming.addressed:
-                return  # a group message the bot only read along: nobody asked
-        await self._reply(update, context, text)
-
 
 def _is_member(member: ChatMember | None) -> bool:
     if member is None:  # a malformed update
@@ -436,25 +287,19 @@ def _is_member(member: ChatMember | None) -> bool:
     return member.status in MEMBER or (isinstance(member, ChatMemberRestricted) and member.is_member)
 
 
-def _button_data(persona: str, index: int) -> str:
-    data = f"persona:{persona}"
-    return data if len(data.encode()) <= 64 else f"persona:#{index}"  # Telegram allows 64 bytes
-
-
-def build_application(engine, default_persona: str, token: str, api_url: str,
+def build_application(conversations: Conversations, token: str, api_url: str,
                       config: TelegramConfig | None = None, *, polling: bool = False) -> Application:
     """A python-telegram-bot Application calling `{api_url}/bot{token}/…`, with the handlers installed.
     `polling`: with an Updater that long-polls getUpdates (and sets the commands at start); otherwise
-    updates are put into `application.update_queue` by the webhook."""
+    updates are handed to `application.process_update` by the webhook."""
+    from bot.adapters.telegram.limiter import FloodLimiter
+
     config = config or TelegramConfig()
-    bot = TelegramBot(engine, default_persona, config)
+    bot = TelegramBot(conversations, config)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry the URL, and so the token
     builder = (ApplicationBuilder().token(token).base_url(f"{api_url}/bot").base_file_url(f"{api_url}/file/bot")
                .rate_limiter(FloodLimiter(config)).concurrent_updates(True))
-    if polling:
-        builder = builder.post_init(set_commands)
-    else:
-        builder = builder.updater(None)
+    builder = builder.post_init(set_commands) if polling else builder.updater(None)
     application = builder.build()
     bot.install(application)
     application.bot_data["talklike.bot"] = bot

@@ -5,15 +5,15 @@ Telegram posts each update with the secret given to setWebhook in `X-Telegram-Bo
 python-telegram-bot Application, which runs on its own event loop in a background thread (one per
 process, started by the first update), and the request is answered 200 at once. Request threads touch
 that loop only through `asyncio.run_coroutine_threadsafe`, so gunicorn's threaded workers are fine.
-Telegram redelivers updates it thinks were lost; an update id seen before is answered 200 and dropped.
-A new update is kept in the store's inbox until handled, so one that a killed worker was answering is
-recovered by another (`bot/inbox.py`); closing waits for the updates in flight.
+Each update then goes through the webhook lifecycle (bot/infra/webhook_events.py): an update id seen before
+is answered 200 and dropped (Telegram redelivers what it thinks was lost), a new one is kept until handled
+(recovered by another worker if this one dies), retried while the store is down; closing waits for the
+updates in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hmac
 import json
 import logging
@@ -25,13 +25,14 @@ from telegram.ext import Application
 
 from bot.adapters.telegram.config import TelegramConfig
 from bot.adapters.telegram.handlers import TelegramBot, build_application
+from bot.adapters.telegram.update_attempt import handling
 from bot.infra.stores import StoreError
+from bot.infra.webhook_events import Attempt, Outcome
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 DEDUPE_SECONDS = 24 * 3600  # Telegram keeps undelivered updates for 24 hours
-STORE_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds: an update met an unavailable store, tries again
 
 
 class TelegramUnavailable(Exception):
@@ -44,15 +45,14 @@ class WebhookRunner:
     def __init__(self, services, config: TelegramConfig | None = None, start_timeout: float = 30.0):
         self.services = services
         self.config = config or TelegramConfig.from_env()
-        TelegramBot(services.engine, services.default_persona, self.config)  # bad settings fail at start-up
+        TelegramBot(services.conversations, self.config)  # bad settings fail at start-up
         self.start_timeout = start_timeout
         self.application: Application | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._in_flight: set[concurrent.futures.Future] = set()
-        services.inbox.register("telegram:", self._recover, lambda k: services.engine.store.seen(k, DEDUPE_SECONDS))
+        services.events.register_async("telegram:", DEDUPE_SECONDS, self._handle, loop=self._started_loop)
 
     def start(self) -> Application:
         """Start the loop thread and the Application (initialize: getMe; start) unless already running."""
@@ -62,8 +62,8 @@ class WebhookRunner:
             if self._closed:
                 raise TelegramUnavailable("the Telegram webhook is shut down")
             c = self.services.config
-            application = build_application(self.services.engine, self.services.default_persona, c.telegram_token,
-                                            c.telegram_api_url, self.config, polling=False)
+            application = build_application(self.services.conversations, c.telegram_token, c.telegram_api_url,
+                                            self.config, polling=False)
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="talklike-telegram", daemon=True)
             thread.start()
@@ -79,8 +79,12 @@ class WebhookRunner:
             log.info("Telegram bot started", extra={"bot": application.bot.username})
             return application
 
+    def _started_loop(self) -> asyncio.AbstractEventLoop:
+        self.start()
+        return self._loop
+
     def submit(self, data: dict) -> bool:
-        """Queue one update (a parsed JSON object) for the Application; False if it was a duplicate.
+        """Hand one update (a parsed JSON object) to the webhook lifecycle; False if it was a duplicate.
         ValueError if it is not an update."""
         application = self.start()
         try:
@@ -91,41 +95,17 @@ class WebhookRunner:
             raise ValueError("not a Telegram update: no update_id")
         _check_types(update)
         item_id = f"telegram:update:{application.bot.id}:{update.update_id}"
-        store = self.services.engine.store
-        if not self.services.inbox.admit(item_id, json.dumps(data, ensure_ascii=False).encode("utf-8"),
-                                         lambda k: store.seen(k, DEDUPE_SECONDS)):
-            return False
-        self._dispatch(application, update, item_id)
-        return True
+        return self.services.events.accept(item_id, json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
-    def _recover(self, item_id: str, payload: bytes) -> None:
-        """An update a stopped worker had acknowledged but not answered."""
-        application = self.start()
-        self._dispatch(application, Update.de_json(json.loads(payload), application.bot), item_id)
-
-    def _dispatch(self, application: Application, update: Update, item_id: str) -> None:
-        future = asyncio.run_coroutine_threadsafe(self._process(application, update, item_id), self._loop)
-        with self._lock:
-            self._in_flight.add(future)
-        future.add_done_callback(self._in_flight.discard)
-
-    async def _process(self, application: Application, update: Update, item_id: str) -> None:
-        """Handle the update; while the store is down, wait and try again (the user gets one real answer,
-        not a "busy" line), and give up with that line after the last delay."""
-        bot = application.bot_data["talklike.bot"]
-        uid = update.update_id
-        try:
-            for delay in (*STORE_RETRY_DELAYS, None):
-                bot.may_retry[uid] = delay is not None
-                # Through the update processor, so PTB's concurrency limit holds as for queued updates.
-                await application.update_processor.process_update(update, application.process_update(update))
-                if uid not in bot.store_failed:
-                    break
-                bot.store_failed.discard(uid)
-                await asyncio.sleep(delay)
-        finally:
-            bot.may_retry.pop(uid, None)
-            await asyncio.to_thread(self.services.inbox.done, item_id)
+    async def _handle(self, payload: bytes, attempt: Attempt) -> Outcome:
+        """One try of an update (new, retried or recovered): the handlers report a store outage that may
+        wait as `Outcome.RETRY`, and the lifecycle decides when to try again."""
+        application = self.application
+        update = Update.de_json(json.loads(payload), application.bot)
+        with handling(attempt) as current:
+            # Through the update processor, so PTB's concurrency limit holds as for queued updates.
+            await application.update_processor.process_update(update, application.process_update(update))
+        return current.outcome
 
     def close(self, timeout: float = 30.0) -> None:
         """Let updates in flight finish, stop the Application, end the loop thread (idempotent)."""
@@ -135,9 +115,7 @@ class WebhookRunner:
             self.application = self._loop = self._thread = None
         if application is None:
             return
-        with self._lock:
-            in_flight = list(self._in_flight)
-        concurrent.futures.wait(in_flight, timeout)  # graceful: updates being answered finish first
+        self.services.events.wait_async(timeout)  # graceful: updates being answered finish first
         try:
             asyncio.run_coroutine_threadsafe(_stop(application), loop).result(timeout)
         except Exception as err:

@@ -83,6 +83,7 @@ def telegram_command(args) -> int:
     from bot.adapters.telegram.config import TelegramConfig
     from bot.adapters.telegram.handlers import ALLOWED_UPDATES, build_application
     from bot.app import build_engine
+    from bot.conversation import Conversations
     from bot.infra.log_format import configure_logging, set_app_level
 
     config, env = _settings(args, {"TALKLIKE_MODEL": args.model, "TALKLIKE_STORE_URL": args.store,
@@ -92,8 +93,9 @@ def telegram_command(args) -> int:
     telegram_config = TelegramConfig.from_env(env)
     engine = build_engine(config)
     try:
-        persona = config.persona or engine.personas[0]
-        application = build_application(engine, persona, config.telegram_token, config.telegram_api_url,
+        conversations = Conversations(engine, config.persona)
+        persona = conversations.default_persona
+        application = build_application(conversations, config.telegram_token, config.telegram_api_url,
                                         telegram_config, polling=True)
         try:
             webhook = asyncio.run(_check_token(application))
