@@ -6,7 +6,7 @@
 Starts a throwaway `redis-server` (no persistence) on a free loopback port, the fake Graph API
 (tests/fake_graph.py) and the fake Telegram Bot API (tests/fake_bot_api.py), writes a `tiny` random-weight
 artifact to a temporary directory and runs the Procfile's command,
-`gunicorn 'bot.app:create_app()' -c python:bot.gunicorn_conf`, with WEB_CONCURRENCY=W, GUNICORN_THREADS=T,
+`gunicorn 'bot.app:create_app()' -c python:bot.app.gunicorn_conf`, with WEB_CONCURRENCY=W, GUNICORN_THREADS=T,
 TALKLIKE_STORE_URL=redis://..., both platforms pointed at the fakes, one torch thread per worker.
 
 Then N Messenger users and N Telegram private chats write at once, M messages each. Each user sends its next
@@ -138,7 +138,7 @@ class Harness:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = self.tmp / "gunicorn.stderr"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in __exit__)
-        command = ["gunicorn", "bot.app:create_app()", "-c", "python:bot.gunicorn_conf"]
+        command = ["gunicorn", "bot.app:create_app()", "-c", "python:bot.app.gunicorn_conf"]
         if self.gunicorn_log_level:  # gunicorn's own lines only (worker boots and exits); the app's stay WARNING
             command += ["--log-level", self.gunicorn_log_level]
         self.proc = subprocess.Popen(command, cwd=self.tmp, env=self._env(), stdout=subprocess.DEVNULL,

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_memory.py MODEL [--workers 1] [--conversations 32] [--json]
 
-Starts gunicorn exactly as the Procfile does (`-c python:bot.gunicorn_conf`, gthread), measures how long
+Starts gunicorn exactly as the Procfile does (`-c python:bot.app.gunicorn_conf`, gthread), measures how long
 the port takes to accept connections and the app to be ready, runs concurrent chats through the console API
 for a while, and reports the peak resident memory (VmHWM) of the master and of each worker, and their sum.
 """
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                "TALKLIKE_STORE_URL": f"sqlite:///{tmp}/t.db", "WEB_CONCURRENCY": str(args.workers),
                "TALKLIKE_LOG_LEVEL": "WARNING", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         started = time.monotonic()
-        proc = subprocess.Popen(["gunicorn", "bot.app:create_app()", "-c", "python:bot.gunicorn_conf"], cwd=ROOT,
+        proc = subprocess.Popen(["gunicorn", "bot.app:create_app()", "-c", "python:bot.app.gunicorn_conf"], cwd=ROOT,
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
             bound = ready = None

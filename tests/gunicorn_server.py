@@ -31,7 +31,7 @@ class GunicornServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> GunicornServer:
-        self.proc = subprocess.Popen(["gunicorn", "bot.app:create_app()", "-c", "python:bot.gunicorn_conf"],
+        self.proc = subprocess.Popen(["gunicorn", "bot.app:create_app()", "-c", "python:bot.app.gunicorn_conf"],
                                      cwd=self.workdir, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, start_new_session=True)
         wait_until(lambda: self.proc.poll() is not None or self.ready(), timeout=60, what="gunicorn ready")

@@ -32,7 +32,7 @@ def engine(tiny_artifact):
 @pytest.fixture
 def app(tiny_artifact, engine):
     app = create_app({"TALKLIKE_MODEL": str(tiny_artifact), "TALKLIKE_STORE_URL": "memory://",
-                      "TALKLIKE_MAX_BODY_BYTES": "2048"}, engine=engine)
+                      "TALKLIKE_MAX_BODY_BYTES": "2048"}, engine=engine, local=True)
     yield app
     services_of(app).background.close()
 
@@ -69,7 +69,7 @@ def test_secrets_are_not_in_the_repr():
     ({"TALKLIKE_PERSONAS": " , "}, "TALKLIKE_PERSONAS"),
     ({"MESSENGER_GRAPH_URL": "graph.facebook.com"}, "MESSENGER_GRAPH_URL"),
     ({"MESSENGER_PAGE_TOKEN": "p"}, "MESSENGER_VERIFY_TOKEN"),
-    ({"TELEGRAM_WEBHOOK_SECRET": "s"}, "TELEGRAM_TOKEN"),
+    ({"MESSENGER_PAGE_TOKEN": "p", "MESSENGER_VERIFY_TOKEN": "v"}, "MESSENGER_APP_SECRET"),
     ({"TELEGRAM_TOKEN": "1:x", "TELEGRAM_WEBHOOK_SECRET": "not allowed!"}, "TELEGRAM_WEBHOOK_SECRET"),
     ({"TALKLIKE_MODLE": "m.pt"}, "TALKLIKE_MODLE"),
     ({"TALKLIKE_MODEL_SHA256": "abc"}, "TALKLIKE_MODEL_SHA256"),
@@ -123,7 +123,8 @@ def test_health_and_readiness(app):
     client = app.test_client()
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.get_json()["personas"] == ["Alice", "Bob"]
+    assert ready.status_code == 200 and ready.get_json() == {"status": "ready"}  # nothing more for strangers
+    assert client.get("/api/status").get_json()["persona_names"] == ["Alice", "Bob"]  # the (local) console knows more
 
 
 def test_readiness_fails_when_the_store_is_down(tiny_artifact, own_redis_server):
@@ -133,7 +134,7 @@ def test_readiness_fails_when_the_store_is_down(tiny_artifact, own_redis_server)
         assert client.get("/readyz").status_code == 200
         own_redis_server.stop()
         down = client.get("/readyz")
-        assert down.status_code == 503 and "store unreachable" in down.get_json()["reason"]
+        assert down.status_code == 503 and down.get_json() == {"status": "unavailable"}
         assert client.get("/healthz").status_code == 200  # alive, just not ready
         own_redis_server.start()
         assert client.get("/readyz").status_code == 200

@@ -27,7 +27,7 @@ def engine(tiny_artifact, one_torch_thread):
 
 
 def make_app(config, engine=None):
-    app = create_app(config, engine=engine)
+    app = create_app(config, engine=engine, local=True)  # the console as `talklike serve` gives it
     app.testing = True
     return app
 

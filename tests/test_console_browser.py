@@ -71,7 +71,7 @@ def server(engine, playwright_api):
     """The real app behind werkzeug's threaded server on 127.0.0.1; yields its base URL."""
     from conftest import free_port
 
-    app = create_app({"TALKLIKE_STORE_URL": "memory://"}, engine=SlowEngine(engine))
+    app = create_app({"TALKLIKE_STORE_URL": "memory://"}, engine=SlowEngine(engine), local=True)
     port = free_port()
     httpd = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, name="console-test-server", daemon=True)

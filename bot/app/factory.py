@@ -90,9 +90,11 @@ def build_engine(config: AppConfig):
                                          timeout=config.reply_timeout, num_threads=config.torch_threads))
 
 
-def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None) -> Flask:
+def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None, *, local: bool = False) -> Flask:
     """The app. `config`: None reads the environment; a mapping is read as if it were the environment.
-    `engine`: share an already loaded engine (tests); by default one is loaded from TALKLIKE_MODEL."""
+    `engine`: share an already loaded engine (tests); by default one is loaded from TALKLIKE_MODEL.
+    `local`: the app listens on loopback only (`talklike serve`'s default), so its console may stay open;
+    anything else (gunicorn, the Procfile, the image) is public and fails closed."""
     from bot.adapters.telegram.config import TelegramConfig
 
     settings = load_config(config)
@@ -119,16 +121,41 @@ def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None)
         from bot.adapters.telegram.webhook import make_blueprint as telegram_blueprint
 
         app.register_blueprint(telegram_blueprint(services, telegram_settings))
-    if settings.console:
-        from bot.adapters.console.blueprint import make_blueprint as console_blueprint
+    access = console_access(settings, local)
+    if access is not None:
+        from bot.adapters.console.blueprint import install as install_console
 
-        app.register_blueprint(console_blueprint(services))
+        install_console(app, access)
     services.inbox.start()  # after the adapters registered what they recover
     _install_edge(app)
     log.info("app ready", extra={"messenger": settings.messenger_enabled, "telegram_webhook": settings.telegram_webhook_enabled,
-                                 "console": settings.console, "personas": services.engine.personas,
+                                 "console": _console_mode(access), "personas": len(services.engine.personas),
                                  "store": services.engine.store.url})
     return app
+
+
+def console_access(settings: AppConfig, local: bool):
+    """Who may use the console (bot/adapters/console/access.py), or None when it is off: open on a loopback
+    bind, behind TALKLIKE_CONSOLE_TOKEN anywhere else, off where nobody set a token."""
+    from bot.adapters.console.access import ConsoleAccess
+
+    if settings.console is False:
+        return None
+    if settings.console_token:
+        if not local and not settings.console_host:
+            raise ConfigError("TALKLIKE_CONSOLE_TOKEN is set on a public address: set TALKLIKE_CONSOLE_HOST to the host "
+                              "name people open the console at (e.g. mybot.herokuapp.com)")
+        return ConsoleAccess(settings.console_token, settings.console_host)
+    if local:
+        return ConsoleAccess(None, settings.console_host)
+    if settings.console:
+        raise ConfigError("TALKLIKE_CONSOLE=1 on a public address needs TALKLIKE_CONSOLE_TOKEN (and TALKLIKE_CONSOLE_HOST): "
+                          "set one, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return None
+
+
+def _console_mode(access) -> str:
+    return "off" if access is None else "token" if access.token else "open (loopback)"
 
 
 def services_of(app: Flask) -> Services:

@@ -1,4 +1,9 @@
-"""Health endpoints: `/healthz` (the process answers) and `/readyz` (model loaded, store reachable)."""
+"""Health endpoints: `/healthz` (the process answers) and `/readyz` (model loaded, store reachable).
+
+Both are public (a platform's health check has no credentials), so they say only `{"status": ...}`; why a
+server is not ready goes to the log, and the details (model, personas, store) to the console's
+authenticated `/api/status`.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +31,9 @@ def readyz():
     try:
         engine.store.ping()
     except StoreError as err:
-        log.warning("not ready: store unreachable", extra={"store": engine.store.url})
-        return jsonify(status="unavailable", reason=f"store unreachable: {err}"), 503
+        log.warning("not ready: store unreachable", extra={"store": engine.store.url, "error": str(err)})
+        return jsonify(status="unavailable"), 503
     if not engine.worker_alive():
-        return jsonify(status="unavailable", reason="the reply engine has stopped"), 503
-    return jsonify(status="ready", model=engine.artifact.path, personas=engine.personas, store=engine.store.url)
+        log.warning("not ready: the reply engine has stopped")
+        return jsonify(status="unavailable"), 503
+    return jsonify(status="ready")

@@ -18,7 +18,9 @@ def register(subparsers) -> None:
                     "environment (TALKLIKE_*, MESSENGER_*, TELEGRAM_*; see the README); flags override them.")
     serve.add_argument("model", nargs="?", help="model file or URL (default: $TALKLIKE_MODEL)")
     serve.add_argument("--port", type=int, help="port (default: $PORT or 8000)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; 0.0.0.0 for all)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default: %(default)s, where the console is open; on any other address "
+                            "the app is public and the console needs TALKLIKE_CONSOLE_TOKEN)")
     serve.add_argument("--store", metavar="URL", help="conversation store (default: $TALKLIKE_STORE_URL or sqlite:///talklike.db)")
     serve.add_argument("--persona", metavar="NAME", help="default persona")
     serve.add_argument("--personas", metavar="A,B", help="only these personas may be imitated")
@@ -38,7 +40,8 @@ def serve_command(args) -> int:
     if getattr(args, "verbose", False):
         env["TALKLIKE_LOG_LEVEL"] = "DEBUG"
     configure_logging("INFO")  # one JSON line per event, as under gunicorn; create_app applies the level
-    app = create_app(env)
+    local = is_loopback(args.host)
+    app = create_app(env, local=local)
     services = services_of(app)
     port = services.config.port
     try:
@@ -48,8 +51,12 @@ def serve_command(args) -> int:
         services.close()
         raise UserError(f"cannot listen on {args.host}:{port}: {err.strerror} (try --port)") from None
     host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
-    print(f"talklike is serving {', '.join(services.engine.personas)} at http://{host}:{port}/  (Ctrl-C stops)",
-          flush=True)
+    personas = services.engine.personas
+    shown = ", ".join(personas[:8]) + (f" and {len(personas) - 8} more" if len(personas) > 8 else "")
+    print(f"talklike is serving {shown} at http://{host}:{port}/  (Ctrl-C stops)", flush=True)
+    if "talklike.console" not in app.extensions:
+        print("the console is off on a public address: set TALKLIKE_CONSOLE_TOKEN and TALKLIKE_CONSOLE_HOST to "
+              "open it with a password (see the README)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -58,6 +65,18 @@ def serve_command(args) -> int:
         server.server_close()
         services.close()
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Does binding `host` keep the app on this machine?"""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_port(host: str, port: int) -> None:

@@ -27,7 +27,7 @@ from bot.engine.errors import EmptyMessage, EngineError, EngineTimeout, UnknownC
 from bot.engine.jobs import FeedResult, GenerateResult, Job
 from bot.engine.reply_text import cut_before_memorized, cut_runaway
 from bot.engine.settings import SamplingSettings, SettingsError
-from bot.infra.stores import ConversationRecord, Store, open_store
+from bot.infra.stores import ConversationRecord, Store, StoreError, open_store
 from bot.infra.stores.base import DEFAULT_LOCK_LEASE
 from model.artifact import Artifact, load_artifact
 from model.stream import DEFAULT_SESSION_GAP, encode_message
@@ -191,6 +191,16 @@ class Engine:
     def worker_alive(self) -> bool:
         """Can the engine still generate (its worker thread runs)?"""
         return self.worker.alive
+
+    def status(self) -> dict:
+        """Where the engine stands, for operators (never for strangers): its model file, store and worker."""
+        try:
+            self.store.ping()
+            store = "ok"
+        except StoreError as err:
+            store = f"unreachable ({type(err).__name__})"
+        return {"model": self.artifact.path, "personas": len(self.personas), "store": self.store.url,
+                "store_status": store, "engine": "running" if self.worker_alive() else "stopped"}
 
     def transcript(self, conversation: str) -> list[dict]:
         """The last few messages of the conversation ({"author", "text", "ts"}), oldest first."""

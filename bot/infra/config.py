@@ -17,6 +17,8 @@ from talklike.errors import UserError
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v21.0"
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Told once in every new conversation (Meta's policy, and some laws, ask bots to say they are automated).
+DEFAULT_DISCLOSURE = "This is an automated chat: replies are written by a computer model imitating {persona}, not by {persona}."
 
 
 class ConfigError(UserError):
@@ -49,7 +51,15 @@ class AppConfig:
     max_body_bytes: int = 1_000_000  # TALKLIKE_MAX_BODY_BYTES: larger requests get 413
     reply_timeout: float = 30.0  # TALKLIKE_REPLY_TIMEOUT: seconds per reply
     log_level: str = "INFO"  # TALKLIKE_LOG_LEVEL; DEBUG also logs message text
-    console: bool = True  # TALKLIKE_CONSOLE=0 turns the web console and its /api/ off (public deployments)
+    # Who may reach what (bot/app/access_rules.py): the console is open on a loopback bind only; anywhere else
+    # it needs a token and the host people open it at. None: decided by the bind (on locally, off publicly).
+    console: bool | None = None  # TALKLIKE_CONSOLE: 1 asks for it, 0 turns it off
+    console_token: str | None = _secret()  # TALKLIKE_CONSOLE_TOKEN: the console's password on a public address
+    console_host: str | None = None  # TALKLIKE_CONSOLE_HOST: the host name the public console is opened at
+    min_temperature: float = 0.3  # TALKLIKE_MIN_TEMPERATURE: the floor on public paths (greedy replays memory)
+    disclosure: str | None = DEFAULT_DISCLOSURE  # TALKLIKE_DISCLOSURE: told once per conversation; "off": never
+    messenger_allow_users: frozenset[str] | None = None  # MESSENGER_ALLOW_USERS: PSIDs; None: everyone
+    keep_transcripts: bool = False  # TALKLIKE_KEEP_TRANSCRIPTS: readable transcripts of platform conversations
 
     # name of the variable for every field (the README's table lists the same)
     ENV = {
@@ -61,6 +71,9 @@ class AppConfig:
         "telegram_api_url": "TELEGRAM_API_URL", "port": "PORT", "torch_threads": "TALKLIKE_TORCH_THREADS",
         "background_threads": "TALKLIKE_BACKGROUND_THREADS", "max_body_bytes": "TALKLIKE_MAX_BODY_BYTES",
         "reply_timeout": "TALKLIKE_REPLY_TIMEOUT", "log_level": "TALKLIKE_LOG_LEVEL", "console": "TALKLIKE_CONSOLE",
+        "console_token": "TALKLIKE_CONSOLE_TOKEN", "console_host": "TALKLIKE_CONSOLE_HOST",
+        "min_temperature": "TALKLIKE_MIN_TEMPERATURE", "disclosure": "TALKLIKE_DISCLOSURE",
+        "messenger_allow_users": "MESSENGER_ALLOW_USERS", "keep_transcripts": "TALKLIKE_KEEP_TRANSCRIPTS",
     }
 
     @classmethod
@@ -88,14 +101,13 @@ class AppConfig:
         return config
 
     def check(self) -> None:
-        """Cross-field checks: a platform is either fully configured or off."""
-        messenger = {"MESSENGER_VERIFY_TOKEN": self.messenger_verify_token, "MESSENGER_APP_SECRET": self.messenger_app_secret,
-                     "MESSENGER_PAGE_TOKEN": self.messenger_page_token}
-        if any(messenger.values()) and not all(messenger.values()):
-            missing = [k for k, v in messenger.items() if not v]
-            raise ConfigError(f"Messenger is half configured: set {', '.join(missing)} too (or none of the MESSENGER_ settings)")
-        if self.telegram_webhook_secret and not self.telegram_token:
-            raise ConfigError("TELEGRAM_WEBHOOK_SECRET is set but TELEGRAM_TOKEN is not")
+        """Cross-field checks. A platform is on when its token is set (MESSENGER_PAGE_TOKEN, TELEGRAM_TOKEN), and
+        then needs the rest of its settings; secrets a deploy button generates alone leave it off."""
+        if self.messenger_page_token:
+            missing = [var for var, value in (("MESSENGER_APP_SECRET", self.messenger_app_secret),
+                                              ("MESSENGER_VERIFY_TOKEN", self.messenger_verify_token)) if not value]
+            if missing:
+                raise ConfigError(f"MESSENGER_PAGE_TOKEN is set, so Messenger is on: set {' and '.join(missing)} too")
         if self.telegram_webhook_secret is not None and not _valid_telegram_secret(self.telegram_webhook_secret):
             raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         if self.persona and self.personas and self.persona not in self.personas:
@@ -141,11 +153,16 @@ def _parse(name: str, var: str, raw: str) -> object:
             if not 0 < value <= 600:
                 raise ValueError
             return value
-        if name == "console":
+        if name in ("console", "keep_transcripts"):
             lowered = raw.lower()
             if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise ValueError
             return lowered in ("1", "true", "yes", "on")
+        if name == "min_temperature":
+            value = float(raw)
+            if not 0 <= value <= 2:
+                raise ValueError
+            return value
     except ValueError:
         raise ConfigError(f"{var}={raw!r} is not a valid value") from None
     if name == "personas":
@@ -153,6 +170,17 @@ def _parse(name: str, var: str, raw: str) -> object:
         if not names:
             raise ConfigError(f"{var} must list persona names separated by commas")
         return names
+    if name == "messenger_allow_users":
+        return frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if name == "disclosure":
+        return None if raw.lower() == "off" else raw
+    if name == "console_token" and len(raw) < 16:
+        raise ConfigError(f"{var} must be at least 16 characters (e.g. python -c 'import secrets; "
+                          "print(secrets.token_urlsafe(32))')")
+    if name == "console_host":
+        if "/" in raw or " " in raw:
+            raise ConfigError(f"{var} is a host name (like mybot.herokuapp.com), got {raw!r}")
+        return raw.lower()
     if name == "log_level":
         if raw.upper() not in LOG_LEVELS:
             raise ConfigError(f"{var}={raw!r} must be one of {', '.join(LOG_LEVELS)}")

@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from bot.adapters.console import validation as v
+from bot.adapters.console.access import ConsoleAccess
 from bot.conversation import Problem, Said, problem_of
 from bot.infra.log_format import log_text
 
@@ -41,16 +42,37 @@ def _done(said: Said, field: str | None = None) -> Said:
     return said
 
 
+LOGIN_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace("form-action 'none'", "form-action 'self'")
 console = Blueprint("console", __name__, static_folder="static", static_url_path="/console/static")
 
 
-def make_blueprint(services) -> Blueprint:
-    """The console blueprint; its views find the conversation layer in the app's `Services`."""
-    return console
+def install(app, access: ConsoleAccess) -> None:
+    """Serve the console on `app`; its views find the conversation layer in the app's `Services`, and `access`
+    decides who may reach them."""
+    app.extensions["talklike.console"] = access
+    app.register_blueprint(console)
 
 
 def _conversations():
     return current_app.extensions["talklike"].conversations
+
+
+@console.before_request
+def gate():
+    """Loopback or the configured host only; with a token, only whoever presents it."""
+    return current_app.extensions["talklike.console"].refuse(request)
+
+
+@console.route("/console/login", methods=["GET", "POST"])
+def login():
+    """The sign-in page of a protected console, and its form."""
+    access = current_app.extensions["talklike.console"]
+    if request.method == "POST":
+        return access.login(request)
+    response = console.send_static_file("login.html")
+    response.headers["Content-Security-Policy"] = LOGIN_CONTENT_SECURITY_POLICY
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @console.get("/")
@@ -80,6 +102,13 @@ def personas():
                    settings={"temperature": defaults.temperature, "max_chars": defaults.max_chars},
                    limits={"max_turns": v.MAX_TURNS, "max_message_chars": v.MAX_MESSAGE_CHARS,
                            "max_simulated_personas": v.MAX_SIMULATED_PERSONAS})
+
+
+@console.get("/api/status")
+def status():
+    """What `/readyz` does not tell strangers: the model file, the personas and the store."""
+    conversations = _conversations()
+    return jsonify(**conversations.engine.status(), persona_names=conversations.names.all)
 
 
 @console.post("/api/chat")
