@@ -59,6 +59,7 @@ from fake_bot_api import FakeBotAPI, message, private_chat, user  # noqa: E402
 from fake_graph import FakeGraph, facebook_json, message_event, sign, webhook  # noqa: E402
 
 APP_SECRET, VERIFY, PAGE_TOKEN, TG_SECRET = "load-app-secret", "load-verify", "load-page-token", "load-tg_secret-1"
+CONSOLE_TOKEN = "load-console-token-0123456789"  # a public app's console needs one
 TG_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 FB_HEADER = "X-Hub-Signature-256"
 GUNICORN_TROUBLE = re.compile(r"WORKER TIMEOUT|exited with code|was sent (SIG|code)|Worker exiting")
@@ -125,7 +126,9 @@ class Harness:
             "PORT": str(self.port), "WEB_CONCURRENCY": str(self.workers), "GUNICORN_THREADS": str(self.threads),
             "TALKLIKE_MODEL": str(self.model), "TALKLIKE_STORE_URL": self.store_url,
             "TALKLIKE_TORCH_THREADS": "1", "TALKLIKE_LOG_LEVEL": "WARNING",
+            "TALKLIKE_DISCLOSURE": "off",  # one reply per message: what the counts below check
             "TALKLIKE_CONSOLE": "1" if self.console else "0",
+            **({"TALKLIKE_CONSOLE_TOKEN": CONSOLE_TOKEN, "TALKLIKE_CONSOLE_HOST": "127.0.0.1"} if self.console else {}),
             "MESSENGER_VERIFY_TOKEN": VERIFY, "MESSENGER_APP_SECRET": APP_SECRET, "MESSENGER_PAGE_TOKEN": PAGE_TOKEN,
             "MESSENGER_GRAPH_URL": self.graph.url, "TELEGRAM_TOKEN": TELEGRAM_TOKEN,
             "TELEGRAM_WEBHOOK_SECRET": TG_SECRET, "TELEGRAM_API_URL": self.bot_api.url,

@@ -69,10 +69,12 @@ def free_port() -> int:
 def start_gunicorn(tmp: Path, model: Path, graph_url: str, port: int, workers: int, threads: int):
     env = {**os.environ, "TALKLIKE_MODEL": str(model), "TALKLIKE_STORE_URL": f"sqlite:///{tmp}/t.db",
            "MESSENGER_VERIFY_TOKEN": VERIFY, "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_TOKEN": TOKEN,
-           "MESSENGER_GRAPH_URL": graph_url, "TALKLIKE_TORCH_THREADS": "1", "TALKLIKE_CONSOLE": "0",
+           "MESSENGER_GRAPH_URL": graph_url, "TALKLIKE_TORCH_THREADS": "1", "TALKLIKE_CONSOLE": "0", "TALKLIKE_KEEP_TRANSCRIPTS": "1",
+           "TALKLIKE_DISCLOSURE": "off",
            "TALKLIKE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     env = {k: v for k, v in env.items() if not (k.startswith("TALKLIKE_") and k not in (
-        "TALKLIKE_MODEL", "TALKLIKE_STORE_URL", "TALKLIKE_TORCH_THREADS", "TALKLIKE_CONSOLE", "TALKLIKE_LOG_LEVEL"))}
+        "TALKLIKE_MODEL", "TALKLIKE_STORE_URL", "TALKLIKE_TORCH_THREADS", "TALKLIKE_CONSOLE", "TALKLIKE_LOG_LEVEL",
+        "TALKLIKE_KEEP_TRANSCRIPTS", "TALKLIKE_DISCLOSURE"))}
     log = open(tmp / "gunicorn.log", "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--threads", str(threads),
                              "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "30",

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_load import (  # noqa: E402
     APP_SECRET,
+    CONSOLE_TOKEN,
     FB_HEADER,
     TG_HEADER,
     TG_SECRET,
@@ -365,16 +366,23 @@ def telegram_probe(rng: random.Random) -> Probe:
 # --- the console API, other paths, raw HTTP --------------------------------------------------------------
 def console_probe(rng: random.Random) -> Probe:
     roll = rng.random()
+    signed_in = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}  # the console of a public app needs its token
+    if roll < 0.05:  # a stranger: no token (wrong ones would lock this client out for a minute)
+        return Probe("api_stranger", rng.choice(["GET", "POST"]), rng.choice(["/api/personas", "/api/chat", "/",
+                                                                            "/api/status", "/api/transcript"]),
+                     bad_credentials=True)
     if roll < 0.15:
         if rng.random() < 0.2:
             return Probe("api_transcript", "GET", "/api/transcript?conversation=" + rng.choice(
-                ["%ED%A0%80", "%ff%fe", "%00", "a&conversation=b", "%"]))
+                ["%ED%A0%80", "%ff%fe", "%00", "a&conversation=b", "%"]), headers=signed_in)
         params = {"conversation": rng.choice(["ok1", "", "x" * 100, "../x", "a b", "é", "\x00"])}
-        return Probe("api_transcript", "GET", "/api/transcript", params=params if rng.random() < 0.8 else None)
+        return Probe("api_transcript", "GET", "/api/transcript", params=params if rng.random() < 0.8 else None,
+                     headers=signed_in)
     if roll < 0.25:
         return Probe("api_other", rng.choice(["GET", "POST", "PUT", "DELETE"]),
                      rng.choice(["/api/personas", "/api/nope", "/", "/console/static/../../etc/passwd", "/healthz",
-                                 "/readyz", "/api/chat", "/%ff", "/api/" + "x" * 3000, "/messenger", "/telegram"]))
+                                 "/readyz", "/api/chat", "/%ff", "/api/" + "x" * 3000, "/messenger", "/telegram"]),
+                     headers=signed_in)
     path = rng.choice(["/api/chat", "/api/chat", "/api/reset", "/api/simulate"])
     body = {"conversation": rng.choice(["fz" + str(rng.randrange(100)), "", None, 5, "x" * 65, "a/b"]),
             "message": rng.choice(WEIRD_STRINGS + ["hello", 5, None, ["x"], "m" * 4001]),
@@ -387,7 +395,7 @@ def console_probe(rng: random.Random) -> Probe:
     value = mutate(rng, body, 1) if rng.random() < 0.3 else body
     raw = dumps(rng, value) if rng.random() < 0.9 else rng.choice([b"{", b"\xff", b"", b"[]"])
     content_type = rng.choice(["application/json"] * 6 + [None, "text/plain", "application/json; charset=utf-16"])
-    return Probe("api_post", "POST", path, raw, _clean({"Content-Type": content_type}))
+    return Probe("api_post", "POST", path, raw, _clean({"Content-Type": content_type, **signed_in}))
 
 
 RAW_REQUESTS = [

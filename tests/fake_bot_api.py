@@ -47,6 +47,7 @@ class FakeBotAPI:
         self.calls: list[Call] = []
         self._updates: list[dict] = []
         self._failures: dict[str, list[tuple[int, dict]]] = {}
+        self.admins: dict[int, list[dict]] = {}  # group chat id → its administrators (getChatAdministrators)
         self._cond = threading.Condition()
         self._message_ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
@@ -201,6 +202,22 @@ class FakeBotAPI:
 
     _api_setMyCommands = _api_deleteWebhook = _api_setWebhook = _api_answerCallbackQuery = _api_sendChatAction
     _api_deleteMyCommands = _api_close = _api_logOut = _api_sendChatAction
+
+    def set_admins(self, chat_id: int, users: list[dict]) -> None:
+        """The administrators getChatAdministrators lists for a group."""
+        with self._cond:
+            self.admins[chat_id] = users
+
+    def _api_getChatAdministrators(self, params):  # noqa: N802
+        with self._cond:
+            users = self.admins.get(int(params["chat_id"]), [])
+        return [{"status": "administrator", "user": u, "can_be_edited": False, "is_anonymous": False,
+                 "can_manage_chat": True, "can_delete_messages": True, "can_manage_video_chats": True,
+                 "can_restrict_members": True, "can_promote_members": False, "can_change_info": True,
+                 "can_invite_users": True, "can_post_stories": False, "can_edit_stories": False,
+                 "can_delete_stories": False} for u in users]
+
+    _api_leaveChat = _api_sendChatAction
 
     def _api_getWebhookInfo(self, params):  # noqa: N802
         urls = [c["url"] for c in self.calls_to("setWebhook")]

@@ -70,6 +70,8 @@ def fake():
 
 def make_app(tiny_artifact, fake, **extra):
     config = {"TALKLIKE_MODEL": str(tiny_artifact), "TALKLIKE_STORE_URL": "memory://", "TALKLIKE_CONSOLE": "0",
+              "TALKLIKE_KEEP_TRANSCRIPTS": "1",  # the tests read what was said back from the transcripts
+              "TALKLIKE_DISCLOSURE": "off",  # counted replies only (the disclosure has tests of its own)
               "MESSENGER_VERIFY_TOKEN": VERIFY, "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_TOKEN": TOKEN,
               "MESSENGER_GRAPH_URL": fake.url, **extra}
     return create_app(config)

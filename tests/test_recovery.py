@@ -29,7 +29,7 @@ class Server(GunicornServer):
 
     def __init__(self, artifact: Path, db: Path, graph: FakeGraph, bot_api: FakeBotAPI, workdir: Path):
         super().__init__({"TALKLIKE_MODEL": str(artifact), "WEB_CONCURRENCY": "1", "TALKLIKE_STORE_URL": f"sqlite:///{db}",
-                          "TALKLIKE_CONSOLE": "0", "MESSENGER_VERIFY_TOKEN": "v", "MESSENGER_APP_SECRET": SECRET,
+                          "TALKLIKE_CONSOLE": "0", "TALKLIKE_KEEP_TRANSCRIPTS": "1", "TALKLIKE_DISCLOSURE": "off", "MESSENGER_VERIFY_TOKEN": "v", "MESSENGER_APP_SECRET": SECRET,
                           "MESSENGER_PAGE_TOKEN": PAGE, "MESSENGER_GRAPH_URL": graph.url,
                           "TELEGRAM_TOKEN": TELEGRAM_TOKEN, "TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
                           "TELEGRAM_API_URL": bot_api.url}, workdir)

@@ -31,6 +31,7 @@ from bot.app import Services
 from bot.engine.engine import Engine, EngineConfig
 from bot.engine.settings import SamplingSettings
 from bot.infra.config import AppConfig, ConfigError
+from bot.infra.user_tags import user_tag
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -74,7 +75,8 @@ class Harness:
 
 
 def make_harness(engine, api, config: TelegramConfig):
-    settings = AppConfig(telegram_token=TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=api.url)
+    settings = AppConfig(telegram_token=TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=api.url,
+                         disclosure=None)  # counted replies only (the disclosure has tests of its own)
     services = Services.build(settings, engine)
     app = Flask(__name__)
     app.register_blueprint(make_blueprint(services, config))
@@ -83,7 +85,7 @@ def make_harness(engine, api, config: TelegramConfig):
 
 @pytest.fixture
 def tg(engine, api):
-    app, services = make_harness(engine, api, TelegramConfig(chat_interval=0, retry_backoff=0.05,
+    app, services = make_harness(engine, api, TelegramConfig(chat_interval=0, retry_backoff=0.05, author_match=True,
                                                              author_map={"mapped_user": "Bob"}))
     yield Harness(app.test_client(), api, engine)
     close_runner(app)
@@ -342,7 +344,7 @@ def test_a_failing_update_is_logged_without_its_text_and_the_bot_keeps_going(tg,
         [apology] = tg.replies(chat["id"])
     assert apology["text"] == APOLOGY
     failed = [r for r in caplog.records if r.getMessage() == "a Telegram update failed"]
-    assert failed and failed[0].chat == chat["id"]
+    assert failed and failed[0].chat == user_tag(chat["id"])  # the chat, without its id (a private chat is a person)
     assert not any("a secret sentence" in r.getMessage() + str(vars(r)) for r in caplog.records)
     tg.post(message=message(chat, u, "still there?"))
     assert tg.replies(chat["id"], 2)[1]["text"] != APOLOGY
@@ -440,7 +442,8 @@ def test_the_sliding_window_waits_for_its_turn():
 
 
 def test_the_runner_stops_with_the_services(engine, api):
-    settings = AppConfig(telegram_token=TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=api.url)
+    settings = AppConfig(telegram_token=TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=api.url,
+                         disclosure=None)  # counted replies only (the disclosure has tests of its own)
     services = Services.build(settings, engine)
     app = Flask(__name__)
     app.register_blueprint(make_blueprint(services, TelegramConfig(chat_interval=0)))

@@ -40,7 +40,7 @@ def clean_env(monkeypatch):
 
 def test_polling_deletes_the_webhook_sets_commands_and_answers_until_interrupted(tiny_artifact):
     with FakeBotAPI() as api:
-        env = {**_clean(dict(os.environ)), "TALKLIKE_TORCH_THREADS": "1"}
+        env = {**_clean(dict(os.environ)), "TALKLIKE_TORCH_THREADS": "1", "TALKLIKE_DISCLOSURE": "off"}
         child = subprocess.Popen(
             [sys.executable, "-m", "talklike", "telegram", str(tiny_artifact), "--token", TOKEN,
              "--api-url", api.url, "--store", "memory://", "--persona", "Bob"],

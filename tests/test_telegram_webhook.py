@@ -46,7 +46,8 @@ def clean_env(monkeypatch):
 @pytest.fixture
 def app(engine, api, clean_env):
     app = create_app({"TELEGRAM_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": SECRET, "TELEGRAM_API_URL": api.url,
-                      "TALKLIKE_CONSOLE": "0", "TALKLIKE_STORE_URL": "memory://"}, engine=engine)
+                      "TALKLIKE_CONSOLE": "0", "TALKLIKE_STORE_URL": "memory://", "TALKLIKE_DISCLOSURE": "off"},
+                     engine=engine)
     yield app
     close_runner(app)
 
@@ -78,7 +79,7 @@ def test_an_update_is_acknowledged_then_answered_and_a_redelivery_dropped(app, a
     client = app.test_client()
     body = private_update(3002, "hello")
     first = client.post("/telegram/webhook", json=body, headers={SECRET_HEADER: SECRET})
-    assert first.status_code == 200 and first.get_json() == {"ok": True, "duplicate": False}
+    assert first.status_code == 200 and first.get_json() == {"ok": True, "duplicate": False, "dropped": False}
     api.wait_for("sendMessage", 1, lambda c: int(c["chat_id"]) == 3002)
     again = client.post("/telegram/webhook", json=body, headers={SECRET_HEADER: SECRET})
     assert again.get_json()["duplicate"] is True

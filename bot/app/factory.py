@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from bot.adapters.telegram.config import TelegramConfig
 from bot.conversation import Conversations
+from bot.conversation.access import WhoMayTalk
+from bot.conversation.commands import MESSENGER, TELEGRAM
+from bot.infra import user_tags
 from bot.infra.background import BackgroundTasks
 from bot.infra.config import AppConfig, ConfigError
 from bot.infra.inbox import Inbox
@@ -23,6 +27,7 @@ from bot.infra.log_format import configure_logging, set_app_level
 from bot.infra.webhook_events import WebhookEvents
 
 log = logging.getLogger("talklike.app")
+LOCAL_TRANSCRIPTS = ("console:",)  # the conversations whose transcript something reads back (the console page)
 
 
 @dataclass
@@ -39,13 +44,13 @@ class Services:
     closers: list[Callable[[], None]] = field(default_factory=list)  # adapters' own clean-up, run by close
 
     @classmethod
-    def build(cls, config: AppConfig, engine) -> Services:
+    def build(cls, config: AppConfig, engine, telegram: TelegramConfig | None = None) -> Services:
         """The services over a loaded engine."""
         background = BackgroundTasks(config.background_threads)
         # An event's lease outlasts any reply (like the conversation lock's), so only a dead holder loses it early.
         inbox = Inbox(engine.store, lease=max(120.0, 4 * config.reply_timeout))
         return cls(config, engine, background, inbox, WebhookEvents(engine.store, inbox, background),
-                   Conversations(engine, config.persona))
+                   conversations_for(config, engine, telegram))
 
     @property
     def default_persona(self) -> str:
@@ -73,8 +78,23 @@ def load_config(config: AppConfig | Mapping[str, str] | None) -> AppConfig:
     return AppConfig.from_env(config)
 
 
-def build_engine(config: AppConfig):
-    """Load the model named by TALKLIKE_MODEL into an engine over TALKLIKE_STORE_URL."""
+def conversations_for(config: AppConfig, engine, telegram: TelegramConfig | None = None) -> Conversations:
+    """The conversation layer with the deployment's default persona, disclosure line and allowlists."""
+    telegram = telegram or TelegramConfig()
+    who = {MESSENGER: WhoMayTalk(users=config.messenger_allow_users),
+           TELEGRAM: WhoMayTalk(users=_strings(telegram.allow_users), chats=_strings(telegram.allow_chats),
+                                groups=telegram.allow_groups)}
+    return Conversations(engine, config.persona, disclosure=config.disclosure, who_may_talk=who)
+
+
+def _strings(ids) -> frozenset[str] | None:
+    return None if ids is None else frozenset(str(i) for i in ids)
+
+
+def build_engine(config: AppConfig, local: bool = False):
+    """Load the model named by TALKLIKE_MODEL into an engine over TALKLIKE_STORE_URL. A public engine
+    (`local` False) keeps a temperature floor; readable transcripts are kept for the console only, unless
+    TALKLIKE_KEEP_TRANSCRIPTS asks for them everywhere."""
     from bot.engine.engine import Engine, EngineConfig
     from bot.infra.model_source import resolve_model
     from model.artifact import load_artifact
@@ -87,7 +107,9 @@ def build_engine(config: AppConfig):
         raise ConfigError(f"TALKLIKE_PERSONA {config.persona!r} is not a persona of the model "
                           f"(it has: {', '.join(p for p in artifact.personas if p in allowed)})")
     return Engine(artifact, EngineConfig(personas=config.personas, store_url=config.store_url,
-                                         timeout=config.reply_timeout, num_threads=config.torch_threads))
+                                         timeout=config.reply_timeout, num_threads=config.torch_threads,
+                                         min_temperature=0.0 if local else config.min_temperature,
+                                         transcript_prefixes=None if config.keep_transcripts else LOCAL_TRANSCRIPTS))
 
 
 def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None, *, local: bool = False) -> Flask:
@@ -95,19 +117,18 @@ def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None,
     `engine`: share an already loaded engine (tests); by default one is loaded from TALKLIKE_MODEL.
     `local`: the app listens on loopback only (`talklike serve`'s default), so its console may stay open;
     anything else (gunicorn, the Procfile, the image) is public and fails closed."""
-    from bot.adapters.telegram.config import TelegramConfig
-
     settings = load_config(config)
     env = None if isinstance(config, AppConfig) else config  # the variables, for adapters' own settings
     telegram_settings = TelegramConfig.from_env(env)  # checked even with Telegram off: a typo is an error
     if not logging.getLogger().handlers:
         configure_logging(settings.log_level)
     set_app_level(settings.log_level)
+    user_tags.configure(settings.log_key)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False
-    engine = engine or build_engine(settings)
-    services = Services.build(settings, engine)
+    engine = engine or build_engine(settings, local)
+    services = Services.build(settings, engine, telegram_settings)
     app.extensions["talklike"] = services
 
     from bot.app.health import health

@@ -83,17 +83,19 @@ def telegram_command(args) -> int:
     from bot.adapters.telegram.config import TelegramConfig
     from bot.adapters.telegram.handlers import ALLOWED_UPDATES, build_application
     from bot.app import build_engine
-    from bot.conversation import Conversations
+    from bot.app.factory import conversations_for
+    from bot.infra import user_tags
     from bot.infra.log_format import configure_logging, set_app_level
 
     config, env = _settings(args, {"TALKLIKE_MODEL": args.model, "TALKLIKE_STORE_URL": args.store,
                                    "TALKLIKE_PERSONA": args.persona, "TALKLIKE_PERSONAS": args.personas})
     configure_logging("INFO")  # JSON lines, as the web app writes them
     set_app_level("DEBUG" if getattr(args, "verbose", False) else config.log_level)
+    user_tags.configure(config.log_key)
     telegram_config = TelegramConfig.from_env(env)
     engine = build_engine(config)
     try:
-        conversations = Conversations(engine, config.persona)
+        conversations = conversations_for(config, engine, telegram_config)
         persona = conversations.default_persona
         application = build_application(conversations, config.telegram_token, config.telegram_api_url,
                                         telegram_config, polling=True)

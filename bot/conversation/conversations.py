@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.conversation import commands
+from bot.conversation.access import ADMINS_ONLY, WhoMayTalk
 from bot.conversation.persona_names import PersonaNames
 from bot.conversation.problems import Problem, problem_of
 from bot.engine.errors import UnknownConversation
@@ -70,10 +71,13 @@ def _answers(method):
 class Conversations:
     """The protocol over one engine. `default_persona` speaks where a conversation chose nobody."""
 
-    def __init__(self, engine, default_persona: str | None = None):
+    def __init__(self, engine, default_persona: str | None = None, *, disclosure: str | None = None,
+                 who_may_talk: dict[str, WhoMayTalk] | None = None):
         self.engine = engine
         self.names = PersonaNames(engine)
         self.default_persona = engine.check_persona(default_persona or engine.personas[0])
+        self.disclosure = disclosure  # told once per conversation; "{persona}" is the persona's name
+        self.who_may_talk = who_may_talk or {}  # per surface; a surface not named lets everyone talk
 
     # -- personas -----------------------------------------------------------------------------------
     def persona_of(self, key: str) -> str:
@@ -176,9 +180,10 @@ class Conversations:
         return Said(self.engine.speak(key, persona, seed=seed), by_model=True, persona=persona)
 
     @_answers
-    def simulate(self, key: str, cast: list[str], rng) -> Said:
-        """The next message of a group chat among `cast` that runs itself (the next-speaker head picks who)."""
-        speaker, text = next_turn(self.engine, key, cast, rng)
+    def simulate(self, key: str, cast: list[str], rng, deadline: float | None = None) -> Said:
+        """The next message of a group chat among `cast` that runs itself (the next-speaker head picks who);
+        `deadline` (time.monotonic()) bounds all the turns of one request together."""
+        speaker, text = next_turn(self.engine, key, cast, rng, deadline)
         return Said(text, by_model=True, persona=speaker)
 
     @_answers
@@ -195,7 +200,32 @@ class Conversations:
             return 0.0
         return odds.get(persona or self.persona_of(key), 0.0)
 
+    # -- who may talk -------------------------------------------------------------------------------
+    def admits(self, surface: str, user: object | None, chat: object | None = None, group: bool = False) -> bool:
+        """May `user` (in `chat`, a group or not) talk to the bot on `surface`? Asked before anything is kept."""
+        return self.who_may_talk.get(surface, WhoMayTalk()).admits(user, chat, group)
+
+    # -- saying it is a bot ---------------------------------------------------------------------------
+    def disclosure_for(self, key: str) -> str | None:
+        """The line that tells a conversation it talks to a model imitating its persona, the first time it is
+        asked for that conversation (None after, or when disclosure is off). It is sent as the bot's own
+        line, never given to the model as anyone's words."""
+        if not self.disclosure:
+            return None
+        try:
+            if not self.engine.mark_disclosed(key):
+                return None
+        except Exception as err:  # the store is down: tell them next time rather than hold the reply back
+            log.warning("could not note the disclosure", extra={"problem": problem_of(err).kind})
+            return None
+        return self.disclosure.replace("{persona}", self.persona_of(key))
+
     # -- commands -----------------------------------------------------------------------------------
+    def changes(self, line: str, surface: str) -> bool:
+        """Does the command on `line` change the conversation (in groups: for administrators only)?"""
+        command = commands.find(line.strip().partition(" ")[0].lstrip("/").partition("@")[0], surface)
+        return command is not None and command.changes
+
     def help(self, surface: str) -> Said:
         return Said(commands.help_text(surface))
 
@@ -211,13 +241,16 @@ class Conversations:
         return Said(f"Hi everyone! I'm speaking as {self.persona_of(key)}. Mention me or reply to me and I'll "
                     "answer; /help for more.")
 
-    def command(self, key: str, line: str, surface: str) -> Said:
-        """Run a slash command written on `surface` ("/persona Ada"); an unknown one is explained."""
+    def command(self, key: str, line: str, surface: str, *, admin: bool = True) -> Said:
+        """Run a slash command written on `surface` ("/persona Ada"); an unknown one is explained. `admin`
+        False (a group member who is not its administrator) refuses the commands that change it."""
         word, _, argument = line.strip().partition(" ")
         argument = argument.strip()
         command = commands.find(word.lstrip("/").partition("@")[0], surface)
         if command is None:
             return Said(f"I don't know {word[:40]}. Try /help.", problem=Problem("invalid", "unknown command"))
+        if command.changes and not admin:
+            return Said(ADMINS_ONLY, problem=Problem("invalid", "administrators only"))
         name = command.name
         if name == "help":
             return self.help(surface)

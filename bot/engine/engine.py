@@ -55,6 +55,10 @@ class EngineConfig:
     empty_retries: int = 3
     fallback_reply: str = "…"  # when every try came out empty
     transcript_len: int = 20
+    # Readable transcripts are kept only for conversation keys starting with one of these (None: every key):
+    # the console reads its own; platform conversations keep just the state the reply needs.
+    transcript_prefixes: tuple[str, ...] | None = None
+    min_temperature: float = 0.0  # public paths keep a floor: greedy decoding replays memorized text
     max_message_chars: int = 2000
     session_gap: float | None = None  # seconds of silence that open a new session; None: as in training
 
@@ -91,18 +95,20 @@ class Engine:
 
     # -- public API ---------------------------------------------------------------------------------
     def reply(self, conversation: str, persona: str | None, message: str, author: str | None = None, *,
-              settings: dict | None = None, seed: int | None = None, timestamp: float | None = None) -> str:
+              settings: dict | None = None, seed: int | None = None, timestamp: float | None = None,
+              deadline: float | None = None) -> str:
         """Fold `message` (by `author`; None or a stranger reads as ⟨other⟩) into the conversation and
-        answer it as `persona` (None: the conversation's persona)."""
+        answer it as `persona` (None: the conversation's persona). `deadline` (time.monotonic()) bounds a
+        caller's several replies together; each also keeps the engine's own timeout."""
         text = self._message(message)
         if not text.strip():
             raise EmptyMessage("the message is empty")
-        return self._turn(conversation, persona, (author, text), settings, seed, timestamp)
+        return self._turn(conversation, persona, (author, text), settings, seed, timestamp, deadline)
 
     def speak(self, conversation: str, persona: str | None, *, settings: dict | None = None,
-              seed: int | None = None, timestamp: float | None = None) -> str:
+              seed: int | None = None, timestamp: float | None = None, deadline: float | None = None) -> str:
         """Write the conversation's next message as `persona`, without a new incoming message."""
-        return self._turn(conversation, persona, None, settings, seed, timestamp)
+        return self._turn(conversation, persona, None, settings, seed, timestamp, deadline)
 
     def observe(self, conversation: str, author: str | None, text: str, timestamp: float | None = None) -> bool:
         """Fold a message into the conversation without answering (group chats); False if it had no text."""
@@ -144,7 +150,18 @@ class Engine:
             record = self.store.get(conversation)
             if record is None:
                 return False
-            self.store.put(conversation, ConversationRecord(persona=record.persona, settings=record.settings))
+            self.store.put(conversation, ConversationRecord(persona=record.persona, settings=record.settings,
+                                                            disclosed=record.disclosed))
+        return True
+
+    def mark_disclosed(self, conversation: str) -> bool:
+        """Note that the conversation was told it talks to a model; True the first time (then tell it)."""
+        with self._lock(conversation):
+            record = self.store.get(conversation) or ConversationRecord()
+            if record.disclosed:
+                return False
+            record.disclosed = True
+            self.store.put(conversation, record)
         return True
 
     def forget(self, conversation: str) -> bool:
@@ -159,7 +176,10 @@ class Engine:
         with self._lock(conversation):
             record = self.store.get(conversation) or ConversationRecord()
             merged = {**record.settings, **{k: v for k, v in settings.items() if v is not None}}
-            self.config.settings.updated(merged)  # validate now, not at the next reply
+            checked = self.config.settings.updated(merged)  # validate now, not at the next reply
+            if "temperature" in settings and checked.temperature < self.config.min_temperature:
+                raise SettingsError(f"temperature must be at least {self.config.min_temperature:g} here (lower ones "
+                                    f"replay training text word for word), got {checked.temperature:g}")
             record.settings = merged
             record.persona = persona or record.persona
             self.store.put(conversation, record)
@@ -240,9 +260,11 @@ class Engine:
 
     # -- one turn -----------------------------------------------------------------------------------
     def _turn(self, conversation: str, persona: str | None, incoming: tuple[str | None, str] | None,
-              settings: dict | None, seed: int | None, timestamp: float | None) -> str:
+              settings: dict | None, seed: int | None, timestamp: float | None, deadline: float | None) -> str:
         now = time.time() if timestamp is None else timestamp
-        deadline = time.monotonic() + self.config.timeout
+        deadline = min(time.monotonic() + self.config.timeout, deadline or float("inf"))
+        if deadline <= time.monotonic():
+            raise EngineTimeout(f"the request took longer than its {self.config.timeout:g} s")
         rng = random.Random(seed)
         with self._lock(conversation):
             record = self.store.get(conversation) or ConversationRecord()
@@ -250,7 +272,7 @@ class Engine:
             if persona is None:
                 raise UnknownPersona(f"no persona chosen; choose from: {', '.join(self.personas)}")
             pid = self._persona_id(persona)
-            options = self.config.settings.updated(record.settings).updated(settings)
+            options = self._floored(self.config.settings.updated(record.settings).updated(settings))
             h, c = self._state(record)
             session = self._session(record, now)
             if incoming is not None:
@@ -315,6 +337,16 @@ class Engine:
             future.cancel()
             raise EngineTimeout(f"the reply took longer than {self.config.timeout:g} s") from None
 
+    def _floored(self, options: SamplingSettings) -> SamplingSettings:
+        """`options` with the temperature raised to this engine's floor, whatever a conversation stored."""
+        if options.temperature >= self.config.min_temperature:
+            return options
+        return options.updated(temperature=self.config.min_temperature)
+
+    def keeps_transcript(self, conversation: str) -> bool:
+        prefixes = self.config.transcript_prefixes
+        return prefixes is None or conversation.startswith(prefixes)
+
     def _memorized(self, text: str) -> bool:
         return self.guard is not None and self.guard.contains_memorized(text)
 
@@ -362,9 +394,12 @@ class Engine:
         if speaker is not None:
             e = np.exp(speaker - speaker.max())
             record.speaker = (e / e.sum()).astype(np.float32)  # (A,): the next-speaker probabilities
-        for author, text in messages:
-            record.transcript.append({"author": author or self.authors.name_of(0), "text": text, "ts": now})
-        record.transcript = record.transcript[-self.config.transcript_len :]
+        if self.keeps_transcript(conversation):
+            for author, text in messages:
+                record.transcript.append({"author": author or self.authors.name_of(0), "text": text, "ts": now})
+            record.transcript = record.transcript[-self.config.transcript_len :]
+        else:
+            record.transcript = []
         record.last_timestamp = now
         record.messages += len(messages)
         self.store.put(conversation, record)

@@ -10,8 +10,9 @@ import random
 from bot.engine.errors import UnknownConversation, UnknownPersona
 
 
-def next_turn(engine, conversation: str, personas: list[str], rng: random.Random) -> tuple[str, str]:
-    """(speaker, text) of the conversation's next message among `personas`."""
+def next_turn(engine, conversation: str, personas: list[str], rng: random.Random,
+              deadline: float | None = None) -> tuple[str, str]:
+    """(speaker, text) of the conversation's next message among `personas`; `deadline` as `Engine.reply`'s."""
     if not personas:
         raise UnknownPersona("a simulation needs at least one persona")
     for name in personas:
@@ -26,4 +27,4 @@ def next_turn(engine, conversation: str, personas: list[str], rng: random.Random
     if sum(weights) <= 0:
         weights = [1.0] * len(personas)
     speaker = rng.choices(personas, weights=weights)[0]
-    return speaker, engine.speak(conversation, speaker, seed=rng.randrange(2**31))
+    return speaker, engine.speak(conversation, speaker, seed=rng.randrange(2**31), deadline=deadline)

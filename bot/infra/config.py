@@ -60,6 +60,7 @@ class AppConfig:
     disclosure: str | None = DEFAULT_DISCLOSURE  # TALKLIKE_DISCLOSURE: told once per conversation; "off": never
     messenger_allow_users: frozenset[str] | None = None  # MESSENGER_ALLOW_USERS: PSIDs; None: everyone
     keep_transcripts: bool = False  # TALKLIKE_KEEP_TRANSCRIPTS: readable transcripts of platform conversations
+    log_key: str | None = _secret()  # TALKLIKE_LOG_KEY: keys the tags that stand for people in logs
 
     # name of the variable for every field (the README's table lists the same)
     ENV = {
@@ -74,6 +75,7 @@ class AppConfig:
         "console_token": "TALKLIKE_CONSOLE_TOKEN", "console_host": "TALKLIKE_CONSOLE_HOST",
         "min_temperature": "TALKLIKE_MIN_TEMPERATURE", "disclosure": "TALKLIKE_DISCLOSURE",
         "messenger_allow_users": "MESSENGER_ALLOW_USERS", "keep_transcripts": "TALKLIKE_KEEP_TRANSCRIPTS",
+        "log_key": "TALKLIKE_LOG_KEY",
     }
 
     @classmethod

@@ -164,9 +164,10 @@ def simulate():
         _done(conversations.temperature(key, temperature), field="temperature")
     rng = random.Random(seed)
     started = time.perf_counter()
+    deadline = time.monotonic() + conversations.engine.config.timeout  # one deadline for all the turns
     messages = []
     for _ in range(turns):
-        said = _done(conversations.simulate(key, cast, rng))
+        said = _done(conversations.simulate(key, cast, rng, deadline))
         messages.append({"author": said.persona, "text": said.text})
     ms = round((time.perf_counter() - started) * 1000, 1)
     extra = {"conversation": key, "personas": cast, "turns": turns, "ms": ms}

@@ -24,7 +24,9 @@ from flask import Blueprint, Response, abort, request
 from bot.adapters.messenger.events import BadPayload, event_from_bytes, event_to_bytes, parse_events
 from bot.adapters.messenger.handler import EventHandler
 from bot.adapters.messenger.send_api import SendAPI
+from bot.conversation.commands import MESSENGER
 from bot.infra.stores import StoreError
+from bot.infra.user_tags import user_tag
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,10 @@ def make_blueprint(services) -> Blueprint:
             key = event.dedupe_key
             if key is None:
                 log.info("messenger event ignored", extra={"what": event.what})
+                continue
+            if not services.conversations.admits(MESSENGER, event.psid):  # before anything is kept
+                log.info("messenger event from a user not on MESSENGER_ALLOW_USERS dropped",
+                         extra={"user": user_tag(event.psid)})
                 continue
             try:
                 duplicate = not services.events.accept(key, event_to_bytes(event))

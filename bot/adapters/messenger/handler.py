@@ -10,7 +10,6 @@ while the webhook lifecycle allows one) instead of being told. Logs carry no mes
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from bot.adapters.messenger.events import Event, event_from_bytes
@@ -18,6 +17,7 @@ from bot.adapters.messenger.send_api import SendAPI, SendError, quick_reply
 from bot.conversation import Conversations, Said
 from bot.conversation.commands import MESSENGER
 from bot.infra.log_format import log_text
+from bot.infra.user_tags import user_tag
 from bot.infra.webhook_events import Attempt, Outcome
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,9 @@ class EventHandler:
             log.warning("messenger event waits for the store", extra={"user": user_tag(event.psid)})
             return Outcome.RETRY  # nothing sent: the lifecycle tries again later
         try:
+            disclosure = self.conversations.disclosure_for(event.conversation)
+            if disclosure:  # the bot's own line, before its first answer; never given to the model
+                self.send_api.send_text(event.psid, disclosure)
             self.send_api.send_text(event.psid, said.text, self._buttons(said))
         except SendError as err:
             log.warning("messenger reply not delivered", extra={"error": str(err), "status": err.status,
@@ -104,6 +107,3 @@ class EventHandler:
             log.info("messenger sender action failed", extra={"action": action, "error": str(err)})
 
 
-def user_tag(psid: str) -> str:
-    """A short stable tag for a user in logs (not the PSID itself)."""
-    return hashlib.sha256(psid.encode()).hexdigest()[:12]

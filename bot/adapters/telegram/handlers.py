@@ -25,14 +25,17 @@ from telegram.error import Forbidden, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
+from bot.adapters.telegram.admins import GroupAdmins
 from bot.adapters.telegram.config import TelegramConfig
 from bot.adapters.telegram.incoming import (
     AuthorMatcher,
@@ -45,9 +48,11 @@ from bot.adapters.telegram.incoming import (
 from bot.adapters.telegram.keyboard import PERSONA_DATA, persona_keyboard, persona_of_button
 from bot.adapters.telegram.update_attempt import wait_for_store
 from bot.conversation import Conversations, Said
+from bot.conversation.access import ADMINS_ONLY
 from bot.conversation.commands import TELEGRAM, menu
 from bot.conversation.problems import APOLOGY
 from bot.infra.log_format import log_text
+from bot.infra.user_tags import user_tag
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +74,12 @@ class TelegramBot:
         self._order: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._last_spoke: dict[str, float] = {}  # conversation → time.monotonic() of the bot's last message
         self._topics: dict[int, set[int]] = {}  # chat → forum topics seen (forgotten with the chat)
+        self.admins = GroupAdmins(self.config.admin_cache)
 
     def install(self, application: Application) -> None:
         """Register every handler and the error handler on `application`."""
         only_new = filters.UpdateType.MESSAGE  # not edits, not channel posts
+        application.add_handler(TypeHandler(Update, self.gate), group=-1)  # before every other handler
         application.add_handler(CommandHandler([name for name, _ in COMMANDS], self.command, filters=only_new))
         application.add_handler(CallbackQueryHandler(self.persona_button, pattern=f"^{PERSONA_DATA}"))
         application.add_handler(ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER))
@@ -80,6 +87,24 @@ class TelegramBot:
         application.add_handler(MessageHandler(only_new & filters.COMMAND, self.other_command))
         application.add_handler(MessageHandler(only_new & ~filters.COMMAND & ~filters.StatusUpdate.ALL, self.message))
         application.add_error_handler(self.on_error)
+
+    def admitted(self, update: Update) -> bool:
+        """May this update be acted on (TELEGRAM_ALLOW_CHATS, TELEGRAM_ALLOW_USERS, TELEGRAM_ALLOW_GROUPS)?
+        Membership changes always are: leaving a group nobody may use is an action too."""
+        if update.my_chat_member is not None:
+            return True
+        chat, user = update.effective_chat, update.effective_user
+        group = chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+        return self.conversations.admits(TELEGRAM, user.id if user else None, chat.id if chat else None, group)
+
+    async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Stop an update from a chat or person not allowed before any handler sees it (polling mode; the
+        webhook drops those before they are kept)."""
+        if not self.admitted(update):
+            chat = update.effective_chat
+            log.info("telegram update from a chat or user not allowed dropped",
+                     extra={"chat": user_tag(chat.id) if chat else None})
+            raise ApplicationHandlerStop
 
     async def _call(self, method, *args, **kwargs) -> Said:
         """A conversation-layer call on the engine's threads."""
@@ -101,7 +126,8 @@ class TelegramBot:
         async with self._in_order(incoming.conversation):
             said = await self._call(self.conversations.observe, incoming.conversation, incoming.author, incoming.text)
         if said.problem is not None:
-            log.warning("could not read a group message", extra={"chat": incoming.chat_id, "problem": said.problem.kind})
+            log.warning("could not read a group message",
+                        extra={"chat": user_tag(incoming.chat_id), "problem": said.problem.kind})
             wait_for_store(said)
             return
         await self._maybe_chime_in(context, incoming)
@@ -118,7 +144,8 @@ class TelegramBot:
         if wait_for_store(said):
             return
         if log_text() and said.by_model:
-            log.debug("reply", extra={"chat": incoming.chat_id, "text": said.text})
+            log.debug("reply", extra={"chat": user_tag(incoming.chat_id), "text": said.text})
+        await self._disclose(context, incoming)
         await self._send(context, incoming, said.text, quote=not incoming.private and not unasked)
 
     async def _maybe_chime_in(self, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
@@ -135,6 +162,7 @@ class TelegramBot:
         async with self._in_order(incoming.conversation):
             said = await self._call(self.conversations.speak, incoming.conversation)
         if said.problem is None:
+            await self._disclose(context, incoming)
             await self._send(context, incoming, said.text)
 
     # -- commands -----------------------------------------------------------------------------------
@@ -145,9 +173,13 @@ class TelegramBot:
         if (message.text or "").split()[0].lstrip("/").partition("@")[0].lower() == "say":
             await self._answer(context, incoming, unasked=True)
             return
-        said = await self._call(self.conversations.command, incoming.conversation, message.text or "", TELEGRAM)
+        line = message.text or ""
+        admin = incoming.private or not self.conversations.changes(line, TELEGRAM) or \
+            await self.admins.is_admin(context.bot, message)
+        said = await self._call(self.conversations.command, incoming.conversation, line, TELEGRAM, admin=admin)
         if wait_for_store(said):
             return
+        await self._disclose(context, incoming)
         keyboard = persona_keyboard(said.choices, self.conversations.names.all, self.conversations.persona_of(
             incoming.conversation)) if said.choices else None
         await self._reply(update, context, said.text, reply_markup=keyboard)
@@ -161,6 +193,10 @@ class TelegramBot:
             await query.answer("This keyboard is too old; send /persona again.")
             return
         key = conversation_key(message.chat.id, topic_of(message) if hasattr(message, "is_topic_message") else None)
+        if message.chat.type != ChatType.PRIVATE and query.from_user.id not in await self.admins.of(context.bot,
+                                                                                                     message.chat.id):
+            await query.answer(ADMINS_ONLY, show_alert=True)
+            return
         said = await self._call(self.conversations.switch, key, name)
         if wait_for_store(said):
             return
@@ -191,12 +227,19 @@ class TelegramBot:
             return  # private: the user blocked/unblocked the bot; channels: nobody to greet
         key = conversation_key(chat.id)
         if now:
-            log.info("added to a group", extra={"chat": chat.id})
+            adder = change.from_user.id if change.from_user else None
+            if not self.conversations.admits(TELEGRAM, adder, chat.id, group=True):
+                log.info("added to a group it may not be in; leaving", extra={"chat": user_tag(chat.id)})
+                await context.bot.leave_chat(chat.id)
+                return
+            log.info("added to a group", extra={"chat": user_tag(chat.id)})
             said = await self._call(self.conversations.greet_group, key)
-            await context.bot.send_message(chat.id, said.text)
+            disclosure = await self._call(self.conversations.disclosure_for, key)
+            await context.bot.send_message(chat.id, said.text if not disclosure else f"{said.text}\n{disclosure}")
             self._last_spoke[key] = time.monotonic()
             return
-        log.info("removed from a group; forgetting it", extra={"chat": chat.id})
+        self.admins.forget(chat.id)
+        log.info("removed from a group; forgetting it", extra={"chat": user_tag(chat.id)})
         keys = [key] + [conversation_key(chat.id, t) for t in self._topics.pop(chat.id, set())]
         await self.conversations.engine.in_thread(self.conversations.forget_all, keys)
         for k in keys:
@@ -209,14 +252,14 @@ class TelegramBot:
             return  # the twin message, in the new supergroup
         old, new = conversation_key(message.chat.id), conversation_key(message.migrate_to_chat_id)
         await self.conversations.engine.in_thread(self.conversations.move, old, new)
-        log.info("group migrated to a supergroup", extra={"chat": message.chat.id, "to": message.migrate_to_chat_id})
+        log.info("group migrated to a supergroup", extra={"chat": user_tag(message.chat.id)})
 
     # -- errors -------------------------------------------------------------------------------------
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log what failed (never the message text), apologise in private chats; the app keeps running."""
         err = context.error
         chat = update.effective_chat if isinstance(update, Update) else None
-        extra = {"update_id": getattr(update, "update_id", None), "chat": chat.id if chat else None}
+        extra = {"update_id": getattr(update, "update_id", None), "chat": user_tag(chat.id) if chat else None}
         if isinstance(err, Forbidden):  # blocked by the user, or removed from the group
             log.warning("Telegram refused a message", extra={**extra, "error": str(err)})
             return
@@ -229,6 +272,12 @@ class TelegramBot:
                 await context.bot.send_message(chat.id, APOLOGY)
 
     # -- helpers ------------------------------------------------------------------------------------
+    async def _disclose(self, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
+        """The first time a conversation hears from the bot: the line that says a model writes here."""
+        disclosure = await self._call(self.conversations.disclosure_for, incoming.conversation)
+        if disclosure:
+            await context.bot.send_message(incoming.chat_id, disclosure, message_thread_id=incoming.thread_id)
+
     def _remember_topic(self, incoming: Incoming) -> None:
         if incoming.thread_id is not None:
             self._topics.setdefault(incoming.chat_id, set()).add(incoming.thread_id)

@@ -83,9 +83,9 @@ class WebhookRunner:
         self.start()
         return self._loop
 
-    def submit(self, data: dict) -> bool:
-        """Hand one update (a parsed JSON object) to the webhook lifecycle; False if it was a duplicate.
-        ValueError if it is not an update."""
+    def submit(self, data: dict) -> str:
+        """Hand one update (a parsed JSON object) to the webhook lifecycle: "queued", "duplicate", or "dropped"
+        (from a chat or person not allowed: nothing of it is kept). ValueError if it is not an update."""
         application = self.start()
         try:
             update = Update.de_json(data, application.bot)
@@ -94,8 +94,12 @@ class WebhookRunner:
         if update is None or not isinstance(update.update_id, int):
             raise ValueError("not a Telegram update: no update_id")
         _check_types(update)
+        if not application.bot_data["talklike.bot"].admitted(update):
+            log.info("telegram update from a chat or user not allowed dropped")
+            return "dropped"
         item_id = f"telegram:update:{application.bot.id}:{update.update_id}"
-        return self.services.events.accept(item_id, json.dumps(data, ensure_ascii=False).encode("utf-8"))
+        queued = self.services.events.accept(item_id, json.dumps(data, ensure_ascii=False).encode("utf-8"))
+        return "queued" if queued else "duplicate"
 
     async def _handle(self, payload: bytes, attempt: Attempt) -> Outcome:
         """One try of an update (new, retried or recovered): the handlers report a store outage that may
@@ -200,7 +204,7 @@ def make_blueprint(services, config: TelegramConfig | None = None) -> Blueprint:
             abort(503, description="the conversation store is unavailable; retry later")
         except TelegramUnavailable:
             abort(503, description="the Telegram bot is not running; Telegram will deliver the update again")
-        return jsonify(ok=True, duplicate=not queued)
+        return jsonify(ok=True, duplicate=queued == "duplicate", dropped=queued == "dropped")
 
     return bp
 

@@ -30,7 +30,8 @@ class ConversationRecord:
     state: the recurrent state after the last message, float32 (2, L, H) = stacked (h, c), or None for
     a fresh conversation; speaker: next-speaker probabilities (A,) at the last end of message, or None;
     transcript: the last few messages as {"author", "text", "ts"}; last_timestamp: when the last message
-    was folded in (session gaps); messages: how many messages the state has read.
+    was folded in (session gaps); messages: how many messages the state has read; disclosed: the people
+    in it were told they talk to a model (once per conversation).
     """
 
     persona: str | None = None
@@ -40,6 +41,7 @@ class ConversationRecord:
     transcript: list[dict[str, Any]] = field(default_factory=list)
     last_timestamp: float | None = None
     messages: int = 0
+    disclosed: bool = False
 
     def to_bytes(self) -> bytes:
         """The compact binary form (see the module docstring)."""
@@ -50,6 +52,7 @@ class ConversationRecord:
             "transcript": self.transcript,
             "last_timestamp": self.last_timestamp,
             "messages": self.messages,
+            "disclosed": self.disclosed,
             "arrays": [{"name": name, "dtype": "<f4", "shape": list(a.shape)} for name, a in arrays],
         }
         head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -88,4 +91,5 @@ class ConversationRecord:
             transcript=list(header.get("transcript") or []),
             last_timestamp=header.get("last_timestamp"),
             messages=int(header.get("messages", 0)),
+            disclosed=bool(header.get("disclosed", False)),  # records written before it existed: not yet told
         )
