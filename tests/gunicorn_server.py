@@ -62,3 +62,10 @@ class GunicornServer:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
         return self.proc.wait(timeout=60)
+
+    def __enter__(self) -> GunicornServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            self.stop()

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -129,3 +130,24 @@ def test_the_start_command_without_a_model_says_what_to_do(tmp_path):
 @pytest.mark.parametrize("name", ["Dockerfile", "Procfile", "app.json", "requirements.txt", ".python-version"])
 def test_the_deployment_files_are_in_the_repository(name):
     assert (ROOT / name).is_file()
+
+
+def test_the_deploy_button_defaults_boot(tiny_artifact, tmp_path):
+    # Exactly what Heroku's button sets (values, and a random string per "generator": "secret"), plus a model.
+    import secrets
+
+    from gunicorn_server import GunicornServer
+
+    app_json = json.loads((ROOT / "app.json").read_text())["env"]
+    env = {name: spec["value"] for name, spec in app_json.items() if "value" in spec}
+    env |= {name: secrets.token_urlsafe(24) for name, spec in app_json.items() if spec.get("generator") == "secret"}
+    env |= {"MODEL_URL": str(tiny_artifact), "TALKLIKE_STORE_URL": f"sqlite:///{tmp_path / 't.db'}"}
+    config = AppConfig.from_env(env)  # generated secrets alone turn no platform on, so none is half configured
+    assert not config.messenger_enabled and not config.telegram_enabled
+    with GunicornServer(env, tmp_path).start() as server:
+        with urllib.request.urlopen(server.base + "/readyz", timeout=5) as ready:
+            assert json.load(ready) == {"status": "ready"}
+        for path in ("/", "/api/personas", "/messenger/webhook", "/telegram/webhook"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(server.base + path, timeout=5)
+            assert refused.value.code in (404, 405), path  # nothing served that nobody configured

@@ -25,7 +25,8 @@ def server(tiny_artifact, tmp_path):
                "TALKLIKE_STORE_URL": f"sqlite:///{tmp_path / 't.db'}",
                "MESSENGER_VERIFY_TOKEN": VERIFY, "MESSENGER_APP_SECRET": SECRET, "MESSENGER_PAGE_TOKEN": PAGE,
                "MESSENGER_GRAPH_URL": graph.url, "TELEGRAM_TOKEN": TELEGRAM_TOKEN,
-               "TELEGRAM_WEBHOOK_SECRET": TG_SECRET, "TELEGRAM_API_URL": bot_api.url}
+               "TELEGRAM_WEBHOOK_SECRET": TG_SECRET, "TELEGRAM_API_URL": bot_api.url,
+               "TALKLIKE_DISCLOSURE": "off"}  # one reply per message: what the counts check
         server = GunicornServer(env, tmp_path).start()
         try:
             yield server, graph, bot_api

@@ -141,11 +141,11 @@ class TelegramBot:
                     said = await self._call(self.conversations.answer, key, incoming.text, incoming.author)
                 else:  # /say, "@bot" alone, or a sticker without emoji in a group: speak up
                     said = await self._call(self.conversations.speak, key)
-        if wait_for_store(said):
-            return
+            if wait_for_store(said):
+                return
+            await self._disclose(context, incoming)  # in order: before any reply of this conversation
         if log_text() and said.by_model:
             log.debug("reply", extra={"chat": user_tag(incoming.chat_id), "text": said.text})
-        await self._disclose(context, incoming)
         await self._send(context, incoming, said.text, quote=not incoming.private and not unasked)
 
     async def _maybe_chime_in(self, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
