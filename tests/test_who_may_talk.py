@@ -22,7 +22,7 @@ from fake_bot_api import (
     user,
     wait_until,
 )
-from fake_graph import FakeGraph, message_event, postback_event
+from fake_graph import FakeGraph, postback_event
 from flask import Flask
 from test_messenger_webhook import TOKEN as PAGE_TOKEN
 from test_messenger_webhook import Messenger, make_app
