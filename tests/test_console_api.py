@@ -159,6 +159,17 @@ def test_reset_clears_the_transcript(client, engine):
     assert post(client, "/api/reset", {"conversation": "never-used"}).get_json()["reset"] is False
 
 
+def test_forget_deletes_everything_kept_about_the_conversation(client, engine):
+    assert post(client, "/api/chat", {"conversation": "tab-f", "persona": "Bob", "message": "my secret",
+                                      "temperature": 0.4}).status_code == 200
+    response = post(client, "/api/forget", {"conversation": "tab-f"})
+    assert response.status_code == 200 and response.get_json() == {"conversation": "tab-f", "forgotten": True}
+    assert engine.store.get("console:tab-f") is None  # memory, transcript, persona and temperature alike
+    restored = client.get("/api/transcript?conversation=tab-f").get_json()
+    assert restored == {"conversation": "tab-f", "persona": None, "temperature": None, "messages": []}
+    assert post(client, "/api/forget", {"conversation": "tab-f"}).get_json()["forgotten"] is False
+
+
 # --- simulate --------------------------------------------------------------------------------------------
 def test_simulate_speaks_only_as_the_chosen_personas(client, engine):
     response = post(client, "/api/simulate", {"conversation": "sim-1", "personas": ["Alice", "Bob"], "turns": 4})

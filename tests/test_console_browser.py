@@ -181,7 +181,17 @@ def test_chat_with_a_persona(page, playwright_api, engine):
     page.click("#reset")
     expect(page.locator("#chat-log .msg")).to_have_count(0)
     expect(page.locator("#chat-empty")).to_be_visible()
-    assert engine.transcript(key) == []
+    assert engine.transcript(key) == [] and engine.store.get(key).persona == "Bob"
+    # forget deletes the rest too: nothing of the conversation is left on the server
+    page.fill("#message", "one more")
+    page.press("#message", "Enter")
+    expect(replies).to_have_count(1)  # the log starts over after the reset
+    page.click("#forget")
+    expect(page.locator("#chat-log .msg")).to_have_count(0)
+    deadline = time.monotonic() + 10
+    while engine.store.get(key) is not None:
+        assert time.monotonic() < deadline, "the conversation was not forgotten"
+        time.sleep(0.05)
     assert page.problems == []
 
 

@@ -146,6 +146,16 @@ def reset():
     return jsonify(conversation=body["conversation"], reset=said.existed)
 
 
+@console.post("/api/forget")
+def forget():
+    """Delete everything kept about the conversation: its memory, transcript, persona and temperature."""
+    body = v.json_body(request)
+    key = v.conversation_key(body.get("conversation"))
+    said = _done(_conversations().forget(key))
+    log.info("console forget", extra={"conversation": key, "existed": said.existed})
+    return jsonify(conversation=body["conversation"], forgotten=said.existed)
+
+
 @console.post("/api/simulate")
 def simulate():
     """The next `turns` messages of a group chat among `personas` (the next-speaker head picks who)."""

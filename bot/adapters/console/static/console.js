@@ -252,11 +252,12 @@ function fitComposer() {
   box.style.height = `${box.scrollHeight + 2}px`;
 }
 
-async function resetConversation() {
+async function clearConversation(action) {
+  // "reset" starts over (persona and temperature kept); "forget" deletes everything kept about it.
   clearError();
   const id = state.mode === "chat" ? state.chatId : state.chatId + "-sim";
   try {
-    await api("reset", { conversation: id });
+    await api(action, { conversation: id });
     logOf(state.mode).replaceChildren();
     updateEmpty(state.mode);
   } catch (err) {
@@ -289,7 +290,7 @@ function cast() {
 function simulationButtons() {
   $("sim-start").disabled = state.simulating;
   $("sim-stop").disabled = !state.simulating;
-  $("reset").disabled = state.simulating && state.mode === "simulate";
+  $("reset").disabled = $("forget").disabled = state.simulating && state.mode === "simulate";
 }
 
 async function startSimulation() {
@@ -381,7 +382,8 @@ async function main() {
   $("message").addEventListener("input", fitComposer);
   $("persona").addEventListener("change", () => personaChanged(true));
   $("temperature").addEventListener("input", () => setTemperature(temperature()));
-  $("reset").addEventListener("click", resetConversation);
+  $("reset").addEventListener("click", () => clearConversation("reset"));
+  $("forget").addEventListener("click", () => clearConversation("forget"));
   $("tab-chat").addEventListener("click", () => setMode("chat"));
   $("tab-simulate").addEventListener("click", () => setMode("simulate"));
   $("tab-chat").addEventListener("keydown", tabKeys);
