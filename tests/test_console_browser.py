@@ -256,3 +256,14 @@ def test_simulate_personas_talking_among_themselves(page, playwright_api, engine
     expect(page.locator("#composer")).to_be_visible()
     expect(page.locator("#chat-log .msg")).to_have_count(0)
     assert page.problems == []
+
+
+def test_who_would_say_this(page, playwright_api):
+    _, expect = playwright_api
+    page.fill("#who-text", "hello there")
+    page.click("#who-ask")
+    ranking = page.locator("#who-ranking li")
+    expect(ranking).to_have_count(2)  # both personas, most likely first, with their share
+    shares = [int(text.rsplit("—", 1)[1].strip().rstrip("%")) for text in ranking.all_text_contents()]
+    assert 99 <= sum(shares) <= 101 and shares == sorted(shares, reverse=True)
+    assert page.problems == []

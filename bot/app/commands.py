@@ -1,4 +1,4 @@
-"""The serving commands: `talklike chat`, `sample`, `simulate`, and the registration of `serve`,
+"""The serving commands: `talklike chat`, `sample`, `simulate`, and the registration of `who`, `serve`,
 `telegram`, `telegram-setup` and `messenger-setup`.
 
 Handlers import the engine lazily so `talklike --help` stays instant.
@@ -51,8 +51,9 @@ def register(subparsers) -> None:
                           help="conversation key (default: %(default)s)")
     simulate.set_defaults(handler=simulate_command)
 
-    from bot.app import messenger_setup, serve_command, telegram_commands
+    from bot.app import messenger_setup, serve_command, telegram_commands, who_command
 
+    who_command.register(subparsers)
     serve_command.register(subparsers)
     messenger_setup.register(subparsers)
     telegram_commands.register(subparsers)

@@ -37,6 +37,7 @@ class Said:
     by_model: bool = False  # the model wrote `text`, as `persona`
     persona: str | None = None
     existed: bool = True  # reset / forget: there was something stored to act on
+    ranking: list[dict] = field(default_factory=list)  # who: {"persona", "bits", "share"}, most likely first
     leave: bool = False  # the person asked to leave (the terminal's /quit)
 
 
@@ -191,6 +192,15 @@ class Conversations:
         """Read a message into the conversation without answering it (groups)."""
         self.engine.observe(key, author, text, timestamp=timestamp)
         return Said("")
+
+    @_answers
+    def who(self, text: str, key: str | None = None, top: int = 5) -> Said:
+        """Which personas would most likely have written `text` (after conversation `key`'s last messages)."""
+        context = [] if key is None else [(m["author"], m["text"]) for m in self.engine.transcript(key)]
+        ranking = self.engine.who(text, context, top=top)
+        return Said("\n".join(f"{name}: {share:.0%}" for name, _, share in ranking),
+                    ranking=[{"persona": name, "bits": round(bits, 3), "share": round(share, 4)}
+                             for name, bits, share in ranking])
 
     def likely_next(self, key: str, persona: str | None = None) -> float:
         """How likely the model thinks the conversation's persona writes next (0 before any message)."""

@@ -208,6 +208,26 @@ class Engine:
         probs = record.speaker.tolist()
         return sorted(((self.authors.name_of(i), p) for i, p in enumerate(probs)), key=lambda x: -x[1])
 
+    def who(self, text: str, context: list[tuple[str | None, str]] | None = None, top: int = 10,
+            with_turns: bool = True) -> list[tuple[str, float, float]]:
+        """Which personas would most likely have written `text` after `context` ((author, text) pairs, oldest
+        first; an author the model does not know reads as ⟨other⟩): (name, bits, share), most likely first,
+        where share is the persona's probability among the allowed ones. Runs in the caller's thread."""
+        from model.attribution import rank_authors
+
+        text = self._message(text)
+        if not text.strip():
+            raise EmptyMessage("the message is empty")
+        entries = [(self._author_id(author), self._message(said), i == 0)
+                   for i, (author, said) in enumerate(context or [])]
+        candidates = [self.authors.id_of(p) for p in self.personas]
+        ranking = rank_authors(self.artifact.module, self.vocab, text, candidates, entries, with_turns)
+        best = ranking.scores[0][1]
+        weights = [2.0 ** (best - bits) for _, bits in ranking.scores]  # P ∝ 2^-bits, kept in range
+        total = sum(weights)
+        return [(self.authors.name_of(i), bits, w / total)
+                for (i, bits), w in zip(ranking.top(top), weights, strict=False)]
+
     def worker_alive(self) -> bool:
         """Can the engine still generate (its worker thread runs)?"""
         return self.worker.alive

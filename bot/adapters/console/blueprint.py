@@ -146,6 +146,19 @@ def reset():
     return jsonify(conversation=body["conversation"], reset=said.existed)
 
 
+@console.post("/api/who")
+def who():
+    """Which personas would most likely have written `text` (after the conversation `conversation`, if given)."""
+    conversations = _conversations()
+    body = v.json_body(request)
+    text = v.text(body, "text", max_chars=v.MAX_MESSAGE_CHARS)
+    if not text.strip():
+        raise v.ApiError("text is empty: write the message to attribute", field="text")
+    key = v.conversation_key(body["conversation"]) if body.get("conversation") is not None else None
+    said = _done(conversations.who(text, key), field="text")
+    return jsonify(ranking=said.ranking)
+
+
 @console.post("/api/forget")
 def forget():
     """Delete everything kept about the conversation: its memory, transcript, persona and temperature."""

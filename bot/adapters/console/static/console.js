@@ -282,6 +282,24 @@ async function restoreChat() {
   }
 }
 
+// --- who would say this? -----------------------------------------------------------------------------
+async function askWho() {
+  // The model ranks the personas by how likely each wrote the text, after this tab's chat so far.
+  const text = $("who-text").value;
+  clearError();
+  try {
+    const data = await api("who", { text, conversation: state.chatId });
+    const items = data.ranking.map((r) => {
+      const item = document.createElement("li");
+      item.textContent = `${r.persona} — ${(100 * r.share).toFixed(0)}%`;
+      return item;
+    });
+    $("who-ranking").replaceChildren(...items);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
 // --- simulate ----------------------------------------------------------------------------------------
 function cast() {
   return Array.from($("cast-list").querySelectorAll("input:checked"), (box) => box.value);
@@ -388,6 +406,10 @@ async function main() {
   $("tab-simulate").addEventListener("click", () => setMode("simulate"));
   $("tab-chat").addEventListener("keydown", tabKeys);
   $("tab-simulate").addEventListener("keydown", tabKeys);
+  $("who-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    askWho();
+  });
   $("sim-start").addEventListener("click", startSimulation);
   $("sim-stop").addEventListener("click", stopSimulation);
   updateEmpty("chat");
