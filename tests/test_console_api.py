@@ -304,3 +304,20 @@ def test_message_text_is_logged_only_at_debug(client, caplog):
     caplog.set_level(logging.DEBUG, logger="talklike")
     assert post(client, "/api/chat", {"conversation": "log-2", "message": secret}).status_code == 200
     assert any(getattr(r, "text", None) == secret for r in caplog.records)
+
+
+def test_thousands_of_personas_are_listed_by_activity_and_searched(engine, monkeypatch):
+    names = [f"nick{i:04d}" for i in range(3000)]
+    monkeypatch.setattr(engine, "personas", names)
+    monkeypatch.setitem(engine.artifact.card, "authors", {n: {"messages": i} for i, n in enumerate(names)})
+    app = make_app({"TALKLIKE_STORE_URL": "memory://", "TALKLIKE_PERSONA": "nick0001"}, engine=engine)
+    try:
+        client = app.test_client()
+        data = client.get("/api/personas").get_json()
+        assert data["total"] == 3000 and len(data["personas"]) == 201  # the 200 most active, and the default
+        assert data["personas"][0]["name"] == "nick2999" and data["personas"][-1]["name"] == "nick0001"
+        found = client.get("/api/personas?q=ck012&limit=5").get_json()["personas"]
+        assert [p["name"] for p in found] == ["nick0129", "nick0128", "nick0127", "nick0126", "nick0125"]
+        assert client.get("/api/personas?limit=0").status_code == 400
+    finally:
+        services_of(app).background.close()

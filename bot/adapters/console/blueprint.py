@@ -43,6 +43,7 @@ def _done(said: Said, field: str | None = None) -> Said:
 
 
 LOGIN_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace("form-action 'none'", "form-action 'self'")
+PERSONAS_LISTED = 200  # a model of a big public chat has thousands; the page searches for the rest
 console = Blueprint("console", __name__, static_folder="static", static_url_path="/console/static")
 
 
@@ -86,19 +87,26 @@ def index():
 
 @console.get("/api/personas")
 def personas():
-    """Who the model may speak as (with training message counts), the default, and a model summary."""
+    """Who the model may speak as, the most active first (at most `limit`; `q` finds names containing it),
+    with training message counts, how many there are in all, the default, and a model summary."""
     conversations = _conversations()
     engine = conversations.engine
     card = engine.artifact.card or {}
     authors = card.get("authors") or {}
     bpc = (card.get("metrics") or {}).get("val_bpc_by_author") or {}
+    query = request.args.get("q", "")[:64]
+    limit = v.query_integer(request.args, "limit", default=PERSONAS_LISTED, low=1, high=1000)
+    names = conversations.names.matching(query, limit=limit) if query.strip() else conversations.names.top(limit)
+    if not query.strip() and conversations.default_persona not in names:
+        names.append(conversations.default_persona)  # the page starts with it selected
     listed = []
-    for name in conversations.names.ranked():
+    for name in names:
         stats = authors.get(name) or {}
         listed.append(_present({"name": name, "messages": int(stats.get("messages") or 0),
                                 "chars": stats.get("chars"), "val_bpc": bpc.get(name)}))
     defaults = engine.config.settings
-    return jsonify(personas=listed, default=conversations.default_persona, model=_model_summary(card),
+    return jsonify(personas=listed, total=len(conversations.names.all), default=conversations.default_persona,
+                   model=_model_summary(card),
                    settings={"temperature": defaults.temperature, "max_chars": defaults.max_chars},
                    limits={"max_turns": v.MAX_TURNS, "max_message_chars": v.MAX_MESSAGE_CHARS,
                            "max_simulated_personas": v.MAX_SIMULATED_PERSONAS})

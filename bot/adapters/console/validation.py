@@ -85,6 +85,16 @@ def integer(body: dict, field: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def query_integer(args, field: str, default: int, low: int, high: int) -> int:
+    """A whole number from the query string; 400 naming the field otherwise."""
+    raw = args.get(field)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(f"{field} must be a whole number from {low} to {high}", field=field)
+    return int(raw)
+
+
 def names(body: dict, field: str, max_items: int) -> list[str]:
     """A non-empty list of distinct strings (duplicates dropped, order kept)."""
     value = body.get(field)

@@ -156,25 +156,45 @@ function plural(n, word) {
   return `${Number(n).toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
 }
 
-function fillPersonas(data) {
-  state.personas = data.personas;
-  state.maxTurns = (data.limits && data.limits.max_turns) || 20;
-  $("model-summary").textContent = describeModel(data.model || {});
+const CAST_SHOWN = 20; // simulate offers the most active personas
 
+function listPersonas(personas, selected) {
   const select = $("persona");
   select.replaceChildren();
-  for (const p of data.personas) {
+  for (const p of personas) {
     const option = document.createElement("option");
     option.value = p.name;
     option.textContent = `${p.name} — ${plural(p.messages, "message")}`;
     select.append(option);
   }
-  select.value = data.default;
-  select.disabled = false;
+  if (selected && personas.some((p) => p.name === selected)) select.value = selected;
+  select.disabled = personas.length === 0;
+}
+
+async function searchPersonas() {
+  // Thousands of personas: the server lists the most active, and finds the others by name.
+  const query = $("persona-search").value.trim();
+  const current = currentPersona();
+  try {
+    const data = await api("personas?limit=200&q=" + encodeURIComponent(query));
+    state.personas = data.personas;
+    listPersonas(data.personas, current);
+    personaChanged(true);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function fillPersonas(data) {
+  state.personas = data.personas;
+  state.maxTurns = (data.limits && data.limits.max_turns) || 20;
+  $("model-summary").textContent = describeModel(data.model || {});
+  listPersonas(data.personas, data.default);
+  $("persona-search").hidden = !(data.total > data.personas.length);
 
   const list = $("cast-list");
   list.replaceChildren();
-  data.personas.forEach((p, i) => {
+  data.personas.slice(0, CAST_SHOWN).forEach((p, i) => {
     const label = document.createElement("label");
     const box = document.createElement("input");
     box.type = "checkbox";
@@ -399,6 +419,11 @@ async function main() {
   });
   $("message").addEventListener("input", fitComposer);
   $("persona").addEventListener("change", () => personaChanged(true));
+  let searching = null;
+  $("persona-search").addEventListener("input", () => {
+    clearTimeout(searching);
+    searching = setTimeout(searchPersonas, 250);
+  });
   $("temperature").addEventListener("input", () => setTemperature(temperature()));
   $("reset").addEventListener("click", () => clearConversation("reset"));
   $("forget").addEventListener("click", () => clearConversation("forget"));
