@@ -29,7 +29,8 @@ from training.dataset import (
     streams_for_epoch,
 )
 from training.export import export_run
-from training.trainer import TrainConfig, train
+from training.train_config import TrainConfig
+from training.trainer import train
 
 torch.set_num_threads(1)
 
@@ -194,14 +195,14 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path):
     assert full.stop_reason == "max_steps" and full.step == 30
     part = train(config_for(corpus, tmp_path / "part", **settings), should_stop=lambda step: step == 13)
     assert part.stop_reason == "interrupted" and part.step == 13
-    assert load_checkpoint(checkpoint_path(tmp_path / "part", "last"))["step"] == 13
+    assert load_checkpoint(checkpoint_path(tmp_path / "part", "last"))["loop"]["step"] == 13
     rest = train(config_for(corpus, tmp_path / "part", **settings), resume=True)
     assert rest.step == 30
     a = load_checkpoint(checkpoint_path(tmp_path / "full", "last"))
     b = load_checkpoint(checkpoint_path(tmp_path / "part", "last"))
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
-    assert a["best_val_bpc"] == b["best_val_bpc"] and a["best_step"] == b["best_step"]
+    assert a["loop"]["best_val_bpc"] == b["loop"]["best_val_bpc"] and a["loop"]["best_step"] == b["loop"]["best_step"]
 
 
 def test_stop_conditions(tmp_path):
@@ -247,11 +248,11 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
             process.kill()
     assert process.returncode == 0, err
     assert "Traceback" not in err and "SIGTERM" in err and "--resume" in err
-    stopped = load_checkpoint(checkpoint_path(run_dir, "last"))["step"]
+    stopped = load_checkpoint(checkpoint_path(run_dir, "last"))["loop"]["step"]
     assert stopped >= 5
     assert talklike_main(["train", str(corpus), "-o", str(run_dir), "--resume", "--max-steps", str(stopped + 3),
                           "--quiet"]) == 0
-    assert load_checkpoint(checkpoint_path(run_dir, "last"))["step"] == stopped + 3
+    assert load_checkpoint(checkpoint_path(run_dir, "last"))["loop"]["step"] == stopped + 3
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -397,7 +398,7 @@ def test_export_and_info_commands(trained, tmp_path, capsys):
 
 
 def test_loss_plot_is_skipped_without_matplotlib(tmp_path, monkeypatch):
-    from training.trainer import plot_losses
+    from training.run_files import plot_losses
 
     rows = [{"kind": "train", "step": 1, "train_bpc": 3.0}, {"kind": "eval", "step": 1, "val_bpc": 3.1}]
     assert plot_losses(str(tmp_path), rows) == str(tmp_path / "loss.png")
@@ -424,8 +425,8 @@ def test_the_same_command_under_torchrun(tmp_path):
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     last = load_checkpoint(checkpoint_path(run_dir, "last"))
-    assert last["step"] == 6 and last["world_size"] == 2
-    assert last["stream_state"][0].shape[1] == 4  # both ranks' streams, gathered
+    assert last["loop"]["step"] == 6 and last["world_size"] == 2
+    assert last["loop"]["stream_state"][0].shape[1] == 4  # both ranks' streams, gathered
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["world_size"], config["batch_size_per_process"], config["effective_batch_size"]) == (2, 2, 4)
     evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
