@@ -241,7 +241,8 @@ def test_batched_scoring_matches_one_sequence_at_a_time(batch_tokens):
     from model.config import ModelConfig
     from model.network import CharLSTM
     from model.vocab import Vocabulary
-    from training.evaluation import build_sequence, score_sequences
+    from training.evaluation.held_out import build_sequence
+    from training.evaluation.scoring import score_sequences
 
     torch.manual_seed(0)
     vocab = Vocabulary.build(["abc lol", "XYZ!!!", "🎉 42"])
