@@ -2,7 +2,7 @@
 
 In one run on one machine: first the fp32 matrix-multiply rate (torch.mm on square matrices sized like
 the LSTM's gate matmul, best of several), then characters/s of the `small` and `medium` presets through
-the trainer's own step (`training.trainer.train_steps_benchmark`), converted to FLOP/s:
+the trainer's own step (`training.train_benchmark.train_steps_benchmark`), converted to FLOP/s:
 
     per character, per layer, forward ≈ 2·4H·(I+H)   (the four gates: input and recurrent matmuls)
     heads, forward                    ≈ 2·H·V + 2·H·A (next character, next speaker)
@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from model.config import PRESETS, ModelConfig  # noqa: E402
-from training.trainer import TrainConfig, train_steps_benchmark  # noqa: E402
+from training.train_benchmark import train_steps_benchmark  # noqa: E402
+from training.train_config import TrainConfig  # noqa: E402
 
 # A chat corpus's vocabulary and author table are about this size; V and A only matter for the heads.
 VOCAB_SIZE = 160

@@ -100,7 +100,8 @@ def write_styled_corpus(path, rotate: bool, conversations: int = 4, per_conversa
 
 
 def train_tiny(corpus, run_dir) -> None:
-    from training.trainer import TrainConfig, train
+    from training.train_config import TrainConfig
+    from training.trainer import train
 
     train(TrainConfig(corpus=str(corpus), run_dir=str(run_dir), preset="tiny", max_steps=150, batch_size=8,
                       seq_len=32, lr=1e-2, warmup_steps=10, eval_every=1000, quiet=True, device="cpu"))
@@ -240,7 +241,8 @@ def test_batched_scoring_matches_one_sequence_at_a_time(batch_tokens):
     from model.config import ModelConfig
     from model.network import CharLSTM
     from model.vocab import Vocabulary
-    from training.evaluation import build_sequence, score_sequences
+    from training.evaluation.held_out import build_sequence
+    from training.evaluation.scoring import score_sequences
 
     torch.manual_seed(0)
     vocab = Vocabulary.build(["abc lol", "XYZ!!!", "🎉 42"])

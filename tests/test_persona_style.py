@@ -18,7 +18,8 @@ from training.demo.generate import generate_demo_exports
 from training.demo.personas import PERSONAS, style_hit_rate
 from training.export import export_run
 from training.import_pipeline import ImportSettings, run_import
-from training.trainer import TrainConfig, train
+from training.train_config import TrainConfig
+from training.trainer import train
 
 
 @pytest.fixture(scope="module")

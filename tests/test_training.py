@@ -29,7 +29,8 @@ from training.dataset import (
     streams_for_epoch,
 )
 from training.export import export_run
-from training.trainer import TrainConfig, train
+from training.train_config import TrainConfig
+from training.trainer import train
 
 torch.set_num_threads(1)
 
@@ -186,22 +187,79 @@ def test_trained_personas_write_in_their_own_style(trained):
     assert capital(bob) >= 10 and capital(alice) <= 2
 
 
+def assert_same(a, b, where: str = "checkpoint") -> None:
+    """Nested dicts and lists of tensors and plain values, equal to the bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), (where, set(a) ^ set(b))
+        for key in a:
+            assert_same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, (where, a, b)
+
+
+def as_format_1(path: Path) -> None:
+    """Rewrite a checkpoint as talklike wrote it before format 2: the loop's state at the top level."""
+    state = torch.load(path, weights_only=True)
+    state.update(state.pop("loop"), format=1)
+    torch.save(state, path)
+
+
 def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path):
     corpus = write_chat(tmp_path / "corpus.jsonl")
-    # dropout exercises the saved random state; eval_every puts evaluations before and after the stop
-    settings = dict(max_steps=30, eval_every=8, dropout=0.2, author_dropout=0.2, seq_len=16)
+    # dropout exercises the saved random state; eval_every puts evaluations before and after each stop
+    settings = dict(max_steps=40, eval_every=8, dropout=0.2, author_dropout=0.2, seq_len=16)
     full = train(config_for(corpus, tmp_path / "full", **settings))
-    assert full.stop_reason == "max_steps" and full.step == 30
-    part = train(config_for(corpus, tmp_path / "part", **settings), should_stop=lambda step: step == 13)
-    assert part.stop_reason == "interrupted" and part.step == 13
-    assert load_checkpoint(checkpoint_path(tmp_path / "part", "last"))["step"] == 13
-    rest = train(config_for(corpus, tmp_path / "part", **settings), resume=True)
-    assert rest.step == 30
-    a = load_checkpoint(checkpoint_path(tmp_path / "full", "last"))
-    b = load_checkpoint(checkpoint_path(tmp_path / "part", "last"))
-    for key in a["model"]:
-        assert torch.equal(a["model"][key], b["model"][key]), key
-    assert a["best_val_bpc"] == b["best_val_bpc"] and a["best_step"] == b["best_step"]
+    assert full.stop_reason == "max_steps" and full.step == 40
+    config = config_for(corpus, tmp_path / "part", **settings)
+    last = checkpoint_path(tmp_path / "part", "last")
+    stops = []
+    for at in (13, 35):  # one stop in each epoch
+        part = train(config, resume=bool(stops), should_stop=lambda step, at=at: step == at)
+        assert part.stop_reason == "interrupted" and part.step == at
+        stops.append(load_checkpoint(last)["loop"])
+    first, second = stops
+    assert (first["epoch"], first["chunk"]) == (0, 13) and second["epoch"] == 1 and second["chunk"] > 0
+    assert first["stream_state"][0].abs().sum() > 0  # mid-epoch, the streams carry state across the stop
+    as_format_1(last)  # the last resume also reads a checkpoint written before the loop state was one entry
+    rest = train(config, resume=True)
+    assert rest.step == 40 and rest.stop_reason == "max_steps"
+    assert (rest.best_val_bpc, rest.best_step) == (full.best_val_bpc, full.best_step)
+
+    # The whole last checkpoint matches: weights, optimizer, and the loop state (position, best, streams, random).
+    a, b = load_checkpoint(checkpoint_path(tmp_path / "full", "last")), load_checkpoint(last)
+    assert b["loop"]["elapsed"] > second["elapsed"] > first["elapsed"] > 0  # training time adds up over sessions
+    for checkpoint in (a, b):
+        del checkpoint["path"], checkpoint["loop"]["elapsed"], checkpoint["train_config"]["run_dir"]
+    assert_same(a, b)
+    # So do the evaluations, and the learning rate at every step both runs logged.
+    rows = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("full", "part")]
+    evals = [[r for r in run if r["kind"] == "eval"] for run in rows]
+    assert [r["step"] for r in evals[0]] == [8, 16, 24, 32, 40] and evals[0] == evals[1]
+    lrs = [{r["step"]: r["lr"] for r in run if r["kind"] == "train"} for run in rows]
+    assert set(lrs[0]) < set(lrs[1]) and all(lrs[1][step] == lr for step, lr in lrs[0].items())
+
+
+def test_resume_keeps_the_best_and_the_patience(tmp_path):
+    # lr 1e-7: validation never improves after its first figure, so the best stays at step 2 and the third
+    # evaluation without gain (step 8) stops the run; a resume in between must count on from where it was
+    corpus = write_chat(tmp_path / "corpus.jsonl")
+    settings = dict(lr=1e-7, eval_every=2, patience=3, max_steps=50)
+    full = train(config_for(corpus, tmp_path / "full", **settings))
+    assert (full.stop_reason, full.step, full.best_step) == ("early_stop", 8, 2)
+    config = config_for(corpus, tmp_path / "part", **settings)
+    part = train(config, should_stop=lambda step: step == 5)
+    loop = load_checkpoint(checkpoint_path(tmp_path / "part", "last"))["loop"]
+    assert (part.stop_reason, loop["best_step"], loop["evals_since_best"]) == ("interrupted", 2, 1)
+    rest = train(config, resume=True)
+    assert (rest.stop_reason, rest.step, rest.best_step, rest.best_val_bpc) == (
+        "early_stop", 8, 2, full.best_val_bpc)
 
 
 def test_stop_conditions(tmp_path):
@@ -247,11 +305,11 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
             process.kill()
     assert process.returncode == 0, err
     assert "Traceback" not in err and "SIGTERM" in err and "--resume" in err
-    stopped = load_checkpoint(checkpoint_path(run_dir, "last"))["step"]
+    stopped = load_checkpoint(checkpoint_path(run_dir, "last"))["loop"]["step"]
     assert stopped >= 5
     assert talklike_main(["train", str(corpus), "-o", str(run_dir), "--resume", "--max-steps", str(stopped + 3),
                           "--quiet"]) == 0
-    assert load_checkpoint(checkpoint_path(run_dir, "last"))["step"] == stopped + 3
+    assert load_checkpoint(checkpoint_path(run_dir, "last"))["loop"]["step"] == stopped + 3
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -397,7 +455,7 @@ def test_export_and_info_commands(trained, tmp_path, capsys):
 
 
 def test_loss_plot_is_skipped_without_matplotlib(tmp_path, monkeypatch):
-    from training.trainer import plot_losses
+    from training.run_files import plot_losses
 
     rows = [{"kind": "train", "step": 1, "train_bpc": 3.0}, {"kind": "eval", "step": 1, "val_bpc": 3.1}]
     assert plot_losses(str(tmp_path), rows) == str(tmp_path / "loss.png")
@@ -424,8 +482,8 @@ def test_the_same_command_under_torchrun(tmp_path):
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     last = load_checkpoint(checkpoint_path(run_dir, "last"))
-    assert last["step"] == 6 and last["world_size"] == 2
-    assert last["stream_state"][0].shape[1] == 4  # both ranks' streams, gathered
+    assert last["loop"]["step"] == 6 and last["world_size"] == 2
+    assert last["loop"]["stream_state"][0].shape[1] == 4  # both ranks' streams, gathered
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["world_size"], config["batch_size_per_process"], config["effective_batch_size"]) == (2, 2, 4)
     evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -1,7 +1,8 @@
 """Training checkpoints: everything needed to resume a run exactly, in a file `torch.load(weights_only=True)` reads.
 
 Only tensors, numbers, strings, lists and dicts go in (no pickled objects), so loading a checkpoint
-never runs code from the file.
+never runs code from the file. Format 2 holds the training loop's state as one entry, "loop"
+(training/loop_state.py); a format-1 checkpoint, which held those keys at the top level, is read as format 2.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from model.vocab import AuthorTable, Vocabulary
 from talklike.errors import UserError
 
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+# The loop's state, at the top level of a format-1 checkpoint.
+FORMAT_1_LOOP_KEYS = ("step", "epoch", "chunk", "elapsed", "best_val_bpc", "best_step", "evals_since_best",
+                      "stream_state", "rng")
 
 
 def checkpoint_path(run_dir: str | os.PathLike, which: str = "best") -> str:
@@ -65,6 +69,9 @@ def load_checkpoint(run_dir_or_file: str | os.PathLike, which: str = "best", map
         raise UserError(f"{path}: not a talklike checkpoint")
     if state.get("format", 0) > CHECKPOINT_FORMAT:
         raise UserError(f"{path}: checkpoint made by a newer talklike (format {state['format']})")
+    if state.get("format", 0) < 2 and "loop" not in state:
+        state["loop"] = {key: state.pop(key) for key in FORMAT_1_LOOP_KEYS if key in state}
+        state["format"] = CHECKPOINT_FORMAT
     state["path"] = path
     return state
 

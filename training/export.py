@@ -17,7 +17,7 @@ from model.vocab import Vocabulary
 from talklike import __version__
 from talklike.errors import UserError
 from training.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
-from training.trainer import read_metrics
+from training.run_files import MetricsLog
 
 # An int8 artifact may differ from the float model by a little; beyond this the export is refused.
 # Measured as total variation distance between next-character distributions (0 = same, 1 = disjoint).
@@ -42,7 +42,8 @@ def build_card(run_dir: str, ckpt: dict, n_params: int, quantize: str | None, wh
     if os.path.exists(data_path):
         with open(data_path, encoding="utf-8") as handle:
             data = json.load(handle)
-    evals = [r for r in read_metrics(run_dir) if r.get("kind") == "eval" and r.get("step") == ckpt["step"]]
+    loop = ckpt["loop"]
+    evals = [r for r in MetricsLog(run_dir).rows() if r.get("kind") == "eval" and r.get("step") == loop["step"]]
     train_config = dict(ckpt.get("train_config") or {})
     return {
         "name": os.path.basename(os.path.abspath(run_dir)),
@@ -53,11 +54,11 @@ def build_card(run_dir: str, ckpt: dict, n_params: int, quantize: str | None, wh
         "parameters": n_params,
         "quantized": quantize,
         "checkpoint": which,
-        "step": ckpt["step"],
+        "step": loop["step"],
         "metrics": {
-            "val_bpc": evals[-1].get("val_bpc") if evals else ckpt.get("best_val_bpc"),
+            "val_bpc": evals[-1].get("val_bpc") if evals else loop.get("best_val_bpc"),
             "val_bpc_by_author": evals[-1].get("val_bpc_by_author") if evals else None,
-            "best_val_bpc": ckpt.get("best_val_bpc"),
+            "best_val_bpc": loop.get("best_val_bpc"),
         },
         "data": {key: value for key, value in data.items() if key != "authors"},
         "authors": data.get("authors", {}),

@@ -55,7 +55,9 @@ def register(subparsers) -> None:
 
 def run_train_command(args) -> int:
     from talklike.errors import UserError
-    from training.trainer import TrainConfig, resume_config, train
+    from training.run_files import resume_config
+    from training.train_config import TrainConfig
+    from training.trainer import train
 
     given = {
         "preset": args.preset,

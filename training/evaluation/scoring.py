@@ -1,0 +1,110 @@
+"""The model under evaluation and how sequences are scored: bits of each target message and the speaker
+head's guess at its end, in padded batches.
+
+`load_model` takes whatever a user has: an exported artifact, a checkpoint file, or a run directory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from model.vocab import AuthorTable, Vocabulary
+from talklike.errors import UserError
+from training.evaluation.held_out import ScoredSequence
+
+LOG2 = math.log(2.0)
+
+
+@dataclass
+class LoadedModel:
+    """What evaluation needs from an artifact or a training run, whichever was given."""
+
+    module: torch.nn.Module  # forward(chars, authors, h, c) and init_state(batch), eval mode
+    vocab: Vocabulary
+    authors: AuthorTable
+    kind: str  # "artifact" or "checkpoint"
+    train_config: dict = field(default_factory=dict)
+
+
+def load_model(source: str | os.PathLike, device: str = "cpu") -> LoadedModel:
+    """Load an exported artifact (.pt), a checkpoint file, or a run directory's best checkpoint."""
+    path = os.fspath(source)
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such model file or run directory")
+    if os.path.isdir(path):
+        return _from_checkpoint(path, device)
+    from model.artifact import ArtifactError, load_artifact
+
+    try:
+        artifact = load_artifact(path, map_location=device)
+    except ArtifactError as artifact_error:
+        # A checkpoint file (run/checkpoints/best.pt) is not an artifact but is a fine thing to evaluate.
+        try:
+            return _from_checkpoint(path, device)
+        except UserError:
+            raise artifact_error from None
+    card = artifact.card or {}
+    train_config = card.get("train_config") or {}
+    module = artifact.module.to(device).eval()
+    return LoadedModel(module, artifact.vocab, artifact.authors, "artifact", dict(train_config))
+
+
+def _from_checkpoint(path: str, device: str) -> LoadedModel:
+    from training.checkpoint import load_checkpoint, model_from_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    module, vocab, authors = model_from_checkpoint(checkpoint)
+    train_config = checkpoint.get("train_config") or {}
+    if not isinstance(train_config, dict):
+        train_config = asdict(train_config)
+    return LoadedModel(module.to(device).eval(), vocab, authors, "checkpoint", dict(train_config))
+
+
+@torch.no_grad()
+def score_sequences(module, sequences: list[ScoredSequence], n_targets: int, batch_tokens: int,
+                    device: str, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Bits of every target message, and the speaker head's argmax at its ⟨eos⟩, in padded batches.
+
+    Sequences are sorted by length so a batch pads little; padding goes at the end, where a causal LSTM
+    cannot let it change the scored steps.
+    """
+    bits = torch.zeros(n_targets, dtype=torch.float64, device=device)
+    speaker = torch.zeros(n_targets, dtype=torch.long, device=device)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].chars))
+    begin = 0
+    while begin < len(order):
+        end = begin + 1
+        # lengths ascend, so a batch's padded size is (count) × (length of its last sequence)
+        while end < len(order) and (end - begin + 1) * len(sequences[order[end]].chars) <= batch_tokens:
+            end += 1
+        batch = [sequences[i] for i in order[begin:end]]
+        B, T = len(batch), len(batch[-1].chars)
+        chars = torch.full((B, T), pad_id, dtype=torch.long)
+        authors = torch.zeros((B, T), dtype=torch.long)
+        owner = torch.full((B, T), -1, dtype=torch.long)  # which target each scored step belongs to
+        eos_rows, eos_cols, eos_ids = [], [], []
+        for row, seq in enumerate(batch):
+            chars[row, : len(seq.chars)] = torch.tensor(seq.chars)
+            authors[row, : len(seq.authors)] = torch.tensor(seq.authors)
+            for index, bos, n in seq.targets:
+                owner[row, bos : bos + n] = index
+                eos_rows.append(row)
+                eos_cols.append(bos + n + 1)
+                eos_ids.append(index)
+        chars, authors, owner = chars.to(device), authors.to(device), owner.to(device)
+        h, c = module.init_state(B)
+        char_logits, speaker_logits, _, _ = module(chars, authors, h.to(device), c.to(device))
+        # char_logits (B,T,V): step t predicts chars[t+1]; the last step predicts nothing scored here
+        targets = torch.cat([chars[:, 1:], torch.full((B, 1), pad_id, device=device)], dim=1)  # (B,T)
+        logp = torch.log_softmax(char_logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        scored = owner >= 0
+        bits.index_add_(0, owner[scored], -logp[scored].double() / LOG2)
+        picks = speaker_logits[torch.tensor(eos_rows), torch.tensor(eos_cols)].argmax(dim=-1)  # (targets,)
+        speaker[torch.tensor(eos_ids, device=device)] = picks
+        begin = end
+    return bits.cpu().numpy(), speaker.cpu().numpy()
