@@ -1,7 +1,8 @@
 """`AppConfig`: the server's settings, read from environment variables (12-factor).
 
 A platform whose settings are all absent is off; one that is half configured, or a setting that does not
-parse, is a start-up error naming the variable. Secrets never appear in `repr` or logs.
+parse, is a start-up error naming the variable. Secrets never appear in `repr` or logs (`check` hands them
+to the log filter).
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
+from bot.infra.log_format import register_secrets
 from bot.infra.stores import DEFAULT_STORE_URL
+from bot.infra.stores.base import DEFAULT_RETENTION_DAYS
 from talklike.errors import UserError
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v21.0"
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_MODEL_MAX_BYTES = 1 << 30  # 1 GiB: ten times the `large` preset, far below what a download should be
+SWITCHES = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+NUMBERS = {"model_max_bytes": (int, lambda v: v >= 1024), "retention_days": (float, lambda v: 0 < v <= 36500)}
 
 
 class ConfigError(UserError):
@@ -31,8 +37,8 @@ def _secret() -> object:
 class AppConfig:
     """Every variable the app reads; `from_env` documents the names (see the README's table)."""
 
-    model: str | None = None  # TALKLIKE_MODEL: artifact path or http(s) URL
-    model_sha256: str | None = None  # TALKLIKE_MODEL_SHA256: checked after a download
+    model: str | None = None  # TALKLIKE_MODEL: artifact path or https URL
+    model_sha256: str | None = None  # TALKLIKE_MODEL_SHA256: checked after a download and at every start
     store_url: str = DEFAULT_STORE_URL  # TALKLIKE_STORE_URL (or REDIS_URL when that is set and this is not)
     persona: str | None = None  # TALKLIKE_PERSONA: the default persona
     personas: list[str] | None = None  # TALKLIKE_PERSONAS: the allowlist (consent)
@@ -50,6 +56,11 @@ class AppConfig:
     reply_timeout: float = 30.0  # TALKLIKE_REPLY_TIMEOUT: seconds per reply
     log_level: str = "INFO"  # TALKLIKE_LOG_LEVEL; DEBUG also logs message text
     console: bool = True  # TALKLIKE_CONSOLE=0 turns the web console and its /api/ off (public deployments)
+    # -- a model file is code; what is kept, and for how long --
+    model_unverified: bool = False  # TALKLIKE_MODEL_UNVERIFIED=1: run a model URL without TALKLIKE_MODEL_SHA256
+    model_max_bytes: int = DEFAULT_MODEL_MAX_BYTES  # TALKLIKE_MODEL_MAX_BYTES: a larger download is refused
+    allow_unguarded: bool = False  # TALKLIKE_ALLOW_UNGUARDED=1: serve a model without a memorization guard
+    retention_days: float = DEFAULT_RETENTION_DAYS  # TALKLIKE_RETENTION_DAYS: a silent conversation is forgotten
 
     # name of the variable for every field (the README's table lists the same)
     ENV = {
@@ -61,6 +72,8 @@ class AppConfig:
         "telegram_api_url": "TELEGRAM_API_URL", "port": "PORT", "torch_threads": "TALKLIKE_TORCH_THREADS",
         "background_threads": "TALKLIKE_BACKGROUND_THREADS", "max_body_bytes": "TALKLIKE_MAX_BODY_BYTES",
         "reply_timeout": "TALKLIKE_REPLY_TIMEOUT", "log_level": "TALKLIKE_LOG_LEVEL", "console": "TALKLIKE_CONSOLE",
+        "model_unverified": "TALKLIKE_MODEL_UNVERIFIED", "model_max_bytes": "TALKLIKE_MODEL_MAX_BYTES",
+        "allow_unguarded": "TALKLIKE_ALLOW_UNGUARDED", "retention_days": "TALKLIKE_RETENTION_DAYS",
     }
 
     @classmethod
@@ -88,7 +101,8 @@ class AppConfig:
         return config
 
     def check(self) -> None:
-        """Cross-field checks: a platform is either fully configured or off."""
+        """Cross-field checks: a platform is either fully configured or off; a model URL is https and has its
+        checksum. Then hands the secrets to the log filter, which masks them from now on."""
         messenger = {"MESSENGER_VERIFY_TOKEN": self.messenger_verify_token, "MESSENGER_APP_SECRET": self.messenger_app_secret,
                      "MESSENGER_PAGE_TOKEN": self.messenger_page_token}
         if any(messenger.values()) and not all(messenger.values()):
@@ -100,6 +114,21 @@ class AppConfig:
             raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         if self.persona and self.personas and self.persona not in self.personas:
             raise ConfigError(f"TALKLIKE_PERSONA {self.persona!r} is not in TALKLIKE_PERSONAS")
+        self._check_model()
+        register_secrets([self.messenger_verify_token, self.messenger_app_secret, self.messenger_page_token,
+                          self.telegram_token, self.telegram_webhook_secret, urlsplit(self.store_url).password])
+
+    def _check_model(self) -> None:
+        """A model file runs code when it is loaded: one from a URL comes over https, with its checksum."""
+        if not self.model or "://" not in self.model:
+            return
+        scheme = urlsplit(self.model).scheme.lower()
+        if scheme != "https":
+            raise ConfigError(f"TALKLIKE_MODEL must be a file or an https:// URL, not {scheme}:// "
+                              "(a model file is code: it runs when it is loaded)")
+        if not self.model_sha256 and not self.model_unverified:
+            raise ConfigError("TALKLIKE_MODEL is a URL: set TALKLIKE_MODEL_SHA256 to the file's sha256 "
+                              "(`sha256sum model.pt`), or TALKLIKE_MODEL_UNVERIFIED=1 to run whatever it serves")
 
     @property
     def messenger_enabled(self) -> bool:
@@ -146,6 +175,16 @@ def _parse(name: str, var: str, raw: str) -> object:
             if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise ValueError
             return lowered in ("1", "true", "yes", "on")
+        if name in ("model_unverified", "allow_unguarded"):
+            if raw.lower() not in SWITCHES:
+                raise ValueError
+            return SWITCHES[raw.lower()]
+        if name in NUMBERS:
+            kind, allowed = NUMBERS[name]
+            value = kind(raw)
+            if not allowed(value):
+                raise ValueError
+            return value
     except ValueError:
         raise ConfigError(f"{var}={raw!r} is not a valid value") from None
     if name == "personas":
