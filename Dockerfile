@@ -10,15 +10,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The CPU build of torch first (the default one from PyPI bundles CUDA: gigabytes the server never uses).
-RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
+# Every package the server needs, exact and checked against its sha256 (requirements.lock, `make lock`). torch is
+# the CPU build by direct URL from PyTorch's own index (PyPI's default bundles CUDA: gigabytes never used here).
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY talklike ./talklike
 COPY model ./model
 COPY training ./training
 COPY bot ./bot
-RUN pip install .
+# This package on top, built with the locked setuptools: nothing unpinned is fetched.
+RUN pip install --no-deps --no-build-isolation .
 
 COPY deploy ./deploy
 RUN useradd --create-home --uid 10001 talklike && mkdir -p /app/data && chown talklike /app/data

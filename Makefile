@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
 DEMO_DIR ?= demo
 
-.PHONY: install test lint demo clean test-services
+.PHONY: install test lint demo clean test-services lock
 
 # Tests run a real redis-server and a real headless Chromium (the console's browser test); install them
 # from Debian where missing (their tests skip, saying why, without them).
@@ -36,6 +36,13 @@ install: $(VENV)/.installed
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# requirements.lock: the server's exact packages with their hashes, which Heroku and the Dockerfile install
+# (development installs from pyproject.toml, above). Needs PyPI and the CPU torch wheel in WHEELS.
+WHEELS ?= /opt/wheels
+lock: install
+	$(PIP) install -q "pip-tools>=7.4"
+	WHEELS=$(WHEELS) COMPILE=$(VENV)/bin/pip-compile sh deploy/lock.sh
 
 test: install lint test-services
 	$(VENV)/bin/pytest

@@ -3,7 +3,8 @@
 It answers `POST /bot<token>/<method>` like api.telegram.org does (getMe, sendMessage, sendChatAction,
 setMyCommands, getUpdates with long polling, deleteWebhook, setWebhook, answerCallbackQuery,
 editMessageText, …), records every call with its parameters, and can be told to fail the next calls to a
-method (429 with retry_after, 5xx, any status and body). Plus factories for realistic Update JSON.
+method (429 with retry_after, 5xx, any status and body), or every call from now on (`refuse`: a revoked
+token's 401, a 403, a 500). Plus factories for realistic Update JSON.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class FakeBotAPI:
         self._updates: list[dict] = []
         self._failures: dict[str, list[tuple[int, dict]]] = {}
         self.admins: dict[int, list[dict]] = {}  # group chat id → its administrators (getChatAdministrators)
+        self._refusal: tuple[int, dict] | None = None
         self._cond = threading.Condition()
         self._message_ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
@@ -120,6 +122,15 @@ class FakeBotAPI:
         with self._cond:
             self._failures.setdefault(method, []).extend([(status, body)] * times)
 
+    def refuse(self, status: int | None) -> None:
+        """Every call from now on answers `status` as Telegram does (401: the token was revoked, 403: the bot
+        was blocked, 500: a server error); None answers normally again."""
+        descriptions = {401: "Unauthorized", 403: "Forbidden: bot was blocked by the user",
+                        500: "Internal Server Error"}
+        with self._cond:
+            self._refusal = None if status is None else (
+                status, {"ok": False, "error_code": status, "description": descriptions.get(status, f"Error {status}")})
+
     def flood(self, method: str, retry_after: int = 1, times: int = 1) -> None:
         """The next `times` calls to `method` get a flood wait (429 with retry_after)."""
         self.fail(method, 429, {"ok": False, "error_code": 429,
@@ -160,7 +171,7 @@ class FakeBotAPI:
         with self._cond:
             self.calls.append(call)
             failures = self._failures.get(method)
-            failure = failures.pop(0) if failures and path.startswith(prefix) else None
+            failure = failures.pop(0) if failures and path.startswith(prefix) else self._refusal
             self._cond.notify_all()
         if not path.startswith(prefix):
             call.params["ok"] = False

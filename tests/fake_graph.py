@@ -3,7 +3,7 @@ and Facebook's side of the webhook: `facebook_json` and `sign` write and sign bo
 
 The server records every call (path, query, JSON body, the status it answered) and can be told to fail the next
 calls: an HTTP status with a Graph error body (500, 429, `{"error": {"code": 613}}`, ...), or a stall longer
-than the client's timeout. Tests and benchmarks/bench_webhook.py use it; nothing here reaches the network.
+than the client's timeout; or every call from now on (`refuse`: 401, 403, 500, as the Graph API words them). Tests and benchmarks/bench_webhook.py use it; nothing here reaches the network.
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class FakeGraph:
         self.token = token
         self.calls: list[Call] = []
         self._failures: list[Failure] = []
+        self._refusal: Failure | None = None
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -143,6 +144,16 @@ class FakeGraph:
         body = {"error": error} if error is not None else Failure().body
         with self._lock:
             self._failures += [Failure(status, body, stall, path, what, headers or {}) for _ in range(times)]
+
+    def refuse(self, status: int | None) -> None:
+        """Every call from now on fails with `status` and the Graph API's error for it (the 401 quotes the
+        token it could not parse, as Graph does); None answers normally again."""
+        errors = {401: {"message": f"Malformed access token {self.token}", "type": "OAuthException", "code": 190},
+                  403: {"message": "(#200) Requires pages_messaging permission to manage the object",
+                        "type": "OAuthException", "code": 200},
+                  500: {"message": "An unknown error occurred", "type": "OAuthException", "code": 1}}
+        with self._lock:
+            self._refusal = None if status is None else Failure(status, {"error": errors.get(status, {"code": 1})})
 
     def clear_failures(self) -> None:
         with self._lock:
@@ -180,6 +191,8 @@ class FakeGraph:
             failure = next((f for f in self._failures if f.matches(path, data)), None)
             if failure is not None:
                 self._failures.remove(failure)
+            else:
+                failure = self._refusal
         if failure is not None and failure.stall:
             self._stop.wait(failure.stall)
             failure = None

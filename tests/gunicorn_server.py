@@ -18,12 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class GunicornServer:
-    def __init__(self, env: dict[str, str], workdir: Path):
+    """`log`: a file that gets everything gunicorn and the app write on stderr (else a pipe, read when the
+    start fails: a chatty server would fill it)."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, log: Path | None = None):
         self.port = free_port()
         self.env = {**os.environ, "PORT": str(self.port), "PYTHONPATH": str(ROOT), "TALKLIKE_TORCH_THREADS": "1",
                     "TALKLIKE_LOG_LEVEL": "WARNING",
                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
-        self.workdir = workdir
+        self.workdir, self.log = workdir, log
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -31,11 +34,14 @@ class GunicornServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> GunicornServer:
+        stderr = subprocess.PIPE if self.log is None else open(self.log, "w")  # noqa: SIM115 (the child keeps it)
         self.proc = subprocess.Popen(["gunicorn", "bot.app:create_app()", "-c", "python:bot.app.gunicorn_conf"],
                                      cwd=self.workdir, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                     stderr=stderr, text=True, start_new_session=True)
+        if self.log is not None:
+            stderr.close()
         wait_until(lambda: self.proc.poll() is not None or self.ready(), timeout=60, what="gunicorn ready")
-        assert self.proc.poll() is None, self.proc.stderr.read()
+        assert self.proc.poll() is None, self.log.read_text() if self.log else self.proc.stderr.read()
         return self
 
     def ready(self) -> bool:

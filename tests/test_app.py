@@ -1,14 +1,12 @@
-"""The app factory, its settings, health endpoints, edge limits, model download and `talklike serve`."""
+"""The app factory, its settings, health endpoints, edge limits and `talklike serve` (the model download:
+test_model_source.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -18,7 +16,7 @@ from conftest import free_port
 from bot.app import create_app, services_of
 from bot.engine.engine import Engine
 from bot.infra.config import AppConfig, ConfigError
-from bot.infra.model_source import ModelSourceError, resolve_model
+from bot.infra.model_source import ModelSourceError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -155,49 +153,6 @@ def test_request_logs_leave_bodies_out(app, caplog):
     lines = [r for r in caplog.records if r.getMessage() == "request"]
     assert lines and lines[-1].path == "/healthz" and lines[-1].status == 200
     assert "private-words" not in caplog.text
-
-
-# --- the model from a URL ----------------------------------------------------------------------------
-class _Files(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        body = self.files.get(self.path.split("?")[0])
-        self.send_response(200 if body is not None else 404)
-        self.end_headers()
-        if body is not None:
-            self.wfile.write(body)
-
-    def log_message(self, *args):
-        return None
-
-
-@pytest.fixture
-def file_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_a_model_url_is_downloaded_once_and_verified(tiny_artifact, file_server, tmp_path):
-    server, base = file_server
-    data = tiny_artifact.read_bytes()
-    _Files.files = {"/m.pt": data}
-    digest = hashlib.sha256(data).hexdigest()
-    path = resolve_model(f"{base}/m.pt?signature=s3cret", digest, cache_dir=tmp_path)
-    assert path.read_bytes() == data
-    _Files.files = {}  # cached: no second download
-    assert resolve_model(f"{base}/m.pt?signature=s3cret", digest, cache_dir=tmp_path) == path
-    with pytest.raises(ModelSourceError, match="HTTP 404") as err:
-        resolve_model(f"{base}/other.pt?signature=s3cret", cache_dir=tmp_path)
-    assert "s3cret" not in str(err.value)  # a signed URL's credentials stay out of messages
-    _Files.files = {"/bad.pt": b"not the model"}
-    with pytest.raises(ModelSourceError, match="does not match"):
-        resolve_model(f"{base}/bad.pt", digest, cache_dir=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no half or bad file left behind
 
 
 # --- talklike serve ----------------------------------------------------------------------------------

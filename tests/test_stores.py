@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import threading
@@ -19,6 +20,7 @@ from bot.infra.stores import (
     StoreUnavailable,
     open_store,
 )
+from bot.infra.stores.owner import this_machine
 from bot.infra.stores.record import RecordError
 from talklike.errors import UserError
 
@@ -159,7 +161,7 @@ def test_sqlite_survives_reopen(tmp_path):
 
 def test_corrupt_record_is_a_store_error(tmp_path):
     s = open_store(f"sqlite:///{tmp_path / 't.db'}")
-    s._connect().execute("INSERT INTO conversations VALUES ('x', ?, 0)", (b"garbage",))
+    s._connect().execute("INSERT INTO conversations VALUES ('x', ?, ?)", (b"garbage", time.time()))
     with pytest.raises(StoreError, match="unreadable"):
         s.get("x")
     with pytest.raises(RecordError):
@@ -205,7 +207,7 @@ def _crash_mid_write(url: str) -> None:
     conn = s._connect()
     conn.execute("BEGIN IMMEDIATE")
     conn.execute("UPDATE conversations SET data = ? WHERE key = 'c'", (b"half-written",))
-    conn.execute("INSERT INTO conversations VALUES ('d', ?, 0)", (record(2).to_bytes(),))
+    conn.execute("INSERT INTO conversations VALUES ('d', ?, ?)", (record(2).to_bytes(), time.time()))
     os._exit(9)  # dies inside the transaction, like a killed worker
 
 
@@ -272,7 +274,7 @@ def _dead_holder() -> str:
     p = ctx.Process(target=time.sleep, args=(0,))
     p.start()
     p.join(30)
-    return f"{__import__('socket').gethostname()}/{p.pid}/deadbeef"
+    return f"{this_machine()}/{p.pid}/deadbeef"
 
 
 def test_inbox_items_are_claimed_once_after_their_holder_dies_or_its_lease_ends(store):
@@ -488,3 +490,220 @@ def test_a_redelivery_while_its_event_is_answered_here_leaves_it_held(store):
     assert inbox.admit(k, b"event", lambda item: False) is False  # the platform's copy, meanwhile
     assert inbox.recover_now() == 0 and got == []  # still held: not handed out a second time
     inbox.done(k)
+
+
+# --- liveness: replicas that share a hostname ---------------------------------------------------------
+def test_a_holder_with_this_hostname_in_another_pid_space_is_never_judged_dead():
+    import socket
+
+    from bot.infra.stores.owner import is_dead, is_stale
+
+    host, gone = socket.gethostname(), _dead_holder().split("/")[1]  # a pid no process has here
+    assert this_machine().startswith(host + "~")
+    assert is_dead(f"{this_machine()}/{gone}/x")  # this boot and pid namespace, its process gone: dead at once
+    for other in (f"{host}~0123456789ab/{gone}/x",  # another container on this host (host networking)
+                  f"{host}/{gone}/x"):  # an earlier release's holder name: no pid space in it
+        assert not is_dead(other) and not is_stale(other + "/token")
+
+
+def _hold_as_a_replica_and_die(url: str, conversation: str, item: str) -> None:
+    """A replica in another container of this host: same hostname, another boot id or pid namespace. It takes
+    a lock and keeps an event, then dies holding both."""
+    import socket
+
+    from bot.infra.stores import owner
+
+    owner._machine, owner._owner = f"{socket.gethostname()}~feedfacecafe", None
+    s = open_store(url)
+    s.inbox_add(item, b"replica's", owner.process_owner(), lease=600)
+    with s.lock(conversation, timeout=5, lease=600):
+        os._exit(7)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_live_lock_or_event_of_a_replica_sharing_the_hostname_is_not_taken(kind, tmp_path, request):
+    from bot.infra.stores.owner import process_owner
+
+    url = f"sqlite:///{tmp_path / 't.db'}" if kind == "sqlite" else request.getfixturevalue("redis_server").url
+    s, k, item = open_store(url), key(), key()
+    p = multiprocessing.get_context("spawn").Process(target=_hold_as_a_replica_and_die, args=(url, k, item))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 7  # its pid is gone here, but it names another pid space: its lease decides
+    with pytest.raises(LockTimeout):
+        with s.lock(k, timeout=0.3):
+            pass
+    assert s.inbox_claim(process_owner(), lease=60) == []
+    s.inbox_done(item)
+    s.close()
+
+
+# --- poison events -----------------------------------------------------------------------------------
+def test_an_event_claimed_too_often_is_dropped_with_an_error_line(store, caplog):
+    from bot.infra.stores.owner import process_owner
+
+    k, dead = key(), _dead_holder()
+    store.inbox_add(k, b"the text that kills", dead, lease=60)
+    for attempt in range(store.max_claims):  # each claimant dies handling it
+        assert store.inbox_claim(f"{dead}-{attempt}", lease=60) == [(k, b"the text that kills")]
+    with caplog.at_level(logging.ERROR, logger="bot.infra.stores.base"):
+        assert store.inbox_claim(process_owner(), lease=60) == []
+    line = next(r for r in caplog.records if r.getMessage() == "inbox: dropped an event")
+    assert (line.item, line.claims) == ("test", store.max_claims) and "kills" not in caplog.text
+    assert store.inbox_claim(process_owner(), lease=0) == []  # gone
+
+
+def _claim_and_die(url: str) -> None:
+    """A worker whose recovery pass picks up the poison event, and dies handling it."""
+    from bot.infra.inbox import Inbox
+
+    inbox = Inbox(open_store(url), lease=600)
+    inbox.register("test:", lambda item_id, payload: os._exit(5))
+    inbox.recover_now()
+    os._exit(0)  # nothing claimed
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_an_event_that_kills_worker_after_worker_is_dropped(kind, tmp_path, request, caplog):
+    from bot.infra.inbox import Inbox
+
+    url = f"sqlite:///{tmp_path / 't.db'}" if kind == "sqlite" else request.getfixturevalue("redis_server").url
+    s, k = open_store(url), key()
+    s.inbox_add(k, b"poison", _dead_holder(), lease=600)
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(s.max_claims):
+        p = ctx.Process(target=_claim_and_die, args=(url,))
+        p.start()
+        p.join(60)
+        assert p.exitcode == 5  # claimed it, and died of it
+    got = []
+    inbox = Inbox(s, lease=600)
+    inbox.register("test:", lambda item_id, payload: got.append(item_id))
+    with caplog.at_level(logging.ERROR, logger="bot.infra.stores.base"):
+        assert inbox.recover_now() == 0
+    assert got == [] and "inbox: dropped an event" in caplog.text and "poison" not in caplog.text
+    s.close()
+
+
+# --- retention ---------------------------------------------------------------------------------------
+def _url_of(store) -> str:
+    return store.url if "redis" in store.url or "memory" in store.url else f"sqlite:///{store.path}"
+
+
+def test_a_record_not_written_for_the_retention_is_gone(store):
+    s = open_store(_url_of(store), retention=0.6) if "memory" not in store.url else type(store)(retention=0.6)
+    k = key()
+    s.put(k, record())
+    time.sleep(0.4)
+    s.put(k, record(1))  # written again: the silence starts over
+    time.sleep(0.4)
+    assert s.get(k) is not None
+    time.sleep(0.4)
+    assert s.get(k) is None
+
+
+def test_inbox_events_have_a_maximum_age(store, caplog):
+    from bot.infra.stores.owner import process_owner
+
+    s = open_store(_url_of(store), retention=0.3) if "memory" not in store.url else type(store)(retention=0.3)
+    k = key()
+    assert s.inbox_max_age == 0.3
+    s.inbox_add(k, b"old words", process_owner(), lease=600)  # held by a live worker, for long
+    time.sleep(0.4)
+    with caplog.at_level(logging.ERROR, logger="bot.infra.stores.base"):
+        assert s.inbox_claim(process_owner(), lease=60, abandoned=lambda *_: True) == []
+    line = next(r for r in caplog.records if r.getMessage() == "inbox: dropped an event")
+    assert line.why == "older than the inbox's maximum age" and "old words" not in caplog.text
+    assert s.inbox_add(k, b"again", process_owner(), lease=60) is True  # gone: its id is free again
+    s.inbox_done(k)
+
+
+def test_redis_records_and_the_inbox_expire_on_the_server(redis_server):
+    from bot.infra.stores.base import DAY_S, DEFAULT_RETENTION_DAYS
+    from bot.infra.stores.owner import process_owner
+    from bot.infra.stores.redis import INBOX
+
+    s, k = open_store(redis_server.url), key()
+    s.put(k, record())
+    assert DEFAULT_RETENTION_DAYS * DAY_S - 60 < s._client.ttl("talklike:conv:" + k) <= DEFAULT_RETENTION_DAYS * DAY_S
+    s.inbox_add(k, b"e", process_owner(), lease=60)
+    assert 0 < s._client.ttl(INBOX[0]) <= s.inbox_max_age
+    s.inbox_done(k)
+    s.close()
+
+
+def test_sqlite_prunes_on_open_and_overwrites_what_it_deletes(tmp_path):
+    path = tmp_path / "t.db"
+    s = open_store(f"sqlite:///{path}", retention=0.2)
+    words = "a sentence nobody should find on the disk later"
+    r = record()
+    r.transcript = [{"author": "Bob", "text": words, "ts": 1.0}]
+    s.put("old", r)
+    assert s._connect().execute("PRAGMA secure_delete").fetchone() == (1,)
+    time.sleep(0.3)
+    s.put("kept", record())
+    running = open_store(f"sqlite:///{path}", retention=0.2)  # another worker starts: the prune on open
+    assert [row[0] for row in running._connect().execute("SELECT key FROM conversations")] == ["kept"]
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("t.db"))
+    assert words.encode() not in on_disk  # overwritten, in the database and in its write-ahead log
+    s.close()
+    running.close()
+
+
+def test_sqlite_prunes_now_and_then_while_it_runs(tmp_path, monkeypatch):
+    from bot.infra.stores import sqlite
+
+    s = open_store(f"sqlite:///{tmp_path / 't.db'}", retention=0.2)
+    s.put("old", record())
+    time.sleep(0.3)
+    s._prune = sqlite.Schedule(every=0.0)  # due at every write
+    s.put("new", record())
+    assert [row[0] for row in s._connect().execute("SELECT key FROM conversations")] == ["new"]
+
+
+def test_the_sqlite_file_is_private_to_its_owner(tmp_path):
+    old = os.umask(0o022)
+    try:
+        s = open_store(f"sqlite:///{tmp_path / 't.db'}")
+        s.put("c", record())
+    finally:
+        os.umask(old)
+    for name in ("t.db", "t.db-wal", "t.db-shm"):
+        assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o600", name
+    s.close()
+
+
+def test_an_sqlite_file_of_an_earlier_release_is_brought_up_to_date(tmp_path):
+    import sqlite3
+
+    from bot.infra.stores.owner import process_owner
+
+    path = tmp_path / "t.db"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE inbox (id TEXT PRIMARY KEY, payload BLOB NOT NULL, owner TEXT NOT NULL,"
+                      " expires REAL NOT NULL);")
+    old.execute("INSERT INTO inbox VALUES ('test:kept', x'00', 'gone/1/x', 0)")
+    old.commit()
+    old.close()
+    s = open_store(f"sqlite:///{path}")
+    assert s.inbox_claim(process_owner(), lease=60) == [("test:kept", b"\x00")]  # not dropped as ancient
+    assert s._connect().execute("SELECT claims FROM inbox").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(("raw", "days"), [(None, 30.0), ("7", 7.0), ("0.5", 0.5)])
+def test_the_retention_setting_reaches_the_store(tiny_artifact, raw, days):
+    from bot.app import build_engine
+    from bot.infra.config import AppConfig
+
+    env = {"TALKLIKE_MODEL": str(tiny_artifact), "TALKLIKE_STORE_URL": "memory://"}
+    config = AppConfig.from_env({**env, **({"TALKLIKE_RETENTION_DAYS": raw} if raw else {})})
+    with build_engine(config) as engine:
+        assert config.retention_days == days and engine.store.retention == days * 86400
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "forever", "100000"])
+def test_a_bad_retention_is_an_error_naming_it(raw):
+    from bot.infra.config import AppConfig, ConfigError
+
+    with pytest.raises(ConfigError, match="TALKLIKE_RETENTION_DAYS"):
+        AppConfig.from_env({"TALKLIKE_RETENTION_DAYS": raw})

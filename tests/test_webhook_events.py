@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 
@@ -14,6 +13,7 @@ import pytest
 from bot.infra.background import BackgroundTasks
 from bot.infra.inbox import Inbox
 from bot.infra.stores import open_store
+from bot.infra.stores.owner import this_machine
 from bot.infra.webhook_events import Attempt, Outcome, WebhookEvents
 
 DELAYS = (0.01, 0.02, 0.03)
@@ -113,7 +113,7 @@ def test_async_events_retry_on_their_event_loop(lifecycle):
 def test_an_event_left_by_a_dead_worker_is_recovered_and_handled(lifecycle):
     handler = Recorder()
     lifecycle.register("m:", 60.0, handler, order_key=lambda payload: "u")
-    dead = f"{socket.gethostname()}/{_unused_pid()}/gone"
+    dead = f"{this_machine()}/{_unused_pid()}/gone"
     assert lifecycle.store.inbox_add("m:orphan", b"left behind", dead, lease=120)
     assert lifecycle.inbox.recover_now() == 1
     wait_until(lambda: handler.tries and lifecycle.background.pending == 0)

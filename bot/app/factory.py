@@ -92,24 +92,38 @@ def _strings(ids) -> frozenset[str] | None:
 
 
 def build_engine(config: AppConfig, local: bool = False):
-    """Load the model named by TALKLIKE_MODEL into an engine over TALKLIKE_STORE_URL. A public engine
-    (`local` False) keeps a temperature floor; readable transcripts are kept for the console only, unless
-    TALKLIKE_KEEP_TRANSCRIPTS asks for them everywhere."""
+    """Load the model named by TALKLIKE_MODEL into an engine over TALKLIKE_STORE_URL. A model without a
+    memorization guard is refused unless TALKLIKE_ALLOW_UNGUARDED=1; the "model loaded" line says which guard
+    is in force. A public engine (`local` False) keeps a temperature floor; readable transcripts are kept for
+    the console only, unless TALKLIKE_KEEP_TRANSCRIPTS asks for them everywhere."""
     from bot.engine.engine import Engine, EngineConfig
-    from bot.infra.model_source import resolve_model
+    from bot.infra.model_source import model_path
+    from bot.infra.stores.base import DAY_S
     from model.artifact import load_artifact
 
     if not config.model:
         raise ConfigError("TALKLIKE_MODEL is not set: give the path or URL of a model file written by `talklike export`")
-    artifact = load_artifact(str(resolve_model(config.model, config.model_sha256)))
+    artifact = load_artifact(str(model_path(config)))
+    if artifact.guard is None and not config.allow_unguarded:
+        raise ConfigError("the model has no memorization guard, so replies could repeat training messages word "
+                          "for word: export it again with `talklike export` (the run's guard.bin), or set "
+                          "TALKLIKE_ALLOW_UNGUARDED=1 to serve it anyway")
     allowed = config.personas or artifact.personas
     if config.persona and (config.persona not in artifact.personas or config.persona not in allowed):
         raise ConfigError(f"TALKLIKE_PERSONA {config.persona!r} is not a persona of the model "
                           f"(it has: {', '.join(p for p in artifact.personas if p in allowed)})")
-    return Engine(artifact, EngineConfig(personas=config.personas, store_url=config.store_url,
-                                         timeout=config.reply_timeout, num_threads=config.torch_threads,
-                                         min_temperature=0.0 if local else config.min_temperature,
-                                         transcript_prefixes=None if config.keep_transcripts else LOCAL_TRANSCRIPTS))
+    engine = Engine(artifact, EngineConfig(personas=config.personas, store_url=config.store_url,
+                                           retention=config.retention_days * DAY_S, timeout=config.reply_timeout,
+                                           num_threads=config.torch_threads,
+                                           min_temperature=0.0 if local else config.min_temperature,
+                                           transcript_prefixes=None if config.keep_transcripts else LOCAL_TRANSCRIPTS))
+    if artifact.guard is None:
+        log.warning("model loaded", extra={"guard": "none: replies may repeat training messages (TALKLIKE_ALLOW_UNGUARDED=1)",
+                                           "retention_days": config.retention_days})
+    else:
+        log.info("model loaded", extra={"guard": f"memorization guard: {len(artifact.guard)} windows of "
+                                                 f"{artifact.guard.n} characters", "retention_days": config.retention_days})
+    return engine
 
 
 def create_app(config: AppConfig | Mapping[str, str] | None = None, engine=None, *, local: bool = False) -> Flask:

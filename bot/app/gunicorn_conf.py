@@ -22,14 +22,24 @@ errorlog = "-"
 loglevel = os.environ.get("TALKLIKE_LOG_LEVEL", "info").lower()
 
 
+def on_starting(server):
+    """gunicorn's own log lines pass the secret filter too (its loggers do not propagate to the app's)."""
+    from bot.infra.log_format import install_redaction
+
+    install_redaction()
+
+
+on_reload = on_starting  # a reload (SIGHUP) sets gunicorn's handlers up anew
+
+
 def when_ready(server):
     """Fetch a model URL into the cache before the workers start, so they do not all download it."""
     from bot.infra.config import AppConfig
-    from bot.infra.model_source import resolve_model
+    from bot.infra.model_source import is_url, model_path
 
     config = AppConfig.from_env()
-    if config.model and "://" in config.model:
-        resolve_model(config.model, config.model_sha256)
+    if config.model and is_url(config.model):
+        model_path(config)
 
 
 def worker_exit(server, worker):

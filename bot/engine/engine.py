@@ -28,7 +28,7 @@ from bot.engine.jobs import FeedResult, GenerateResult, Job
 from bot.engine.reply_text import cut_before_memorized, cut_runaway
 from bot.engine.settings import SamplingSettings, SettingsError
 from bot.infra.stores import ConversationRecord, Store, StoreError, open_store
-from bot.infra.stores.base import DEFAULT_LOCK_LEASE
+from bot.infra.stores.base import DAY_S, DEFAULT_LOCK_LEASE, DEFAULT_RETENTION_DAYS
 from model.artifact import Artifact, load_artifact
 from model.stream import DEFAULT_SESSION_GAP, encode_message
 from model.vocab import AuthorTable, Vocabulary
@@ -43,6 +43,7 @@ class EngineConfig:
 
     personas: list[str] | None = None  # the allowlist: people who agreed to be imitated
     store_url: str = "memory://"
+    retention: float = DEFAULT_RETENTION_DAYS * DAY_S  # seconds of silence after which a conversation is forgotten
     settings: SamplingSettings = field(default_factory=SamplingSettings)
     max_queue: int = 256  # waiting requests beyond this → EngineBusy
     max_batch: int = 64  # replies stepped together
@@ -83,7 +84,7 @@ class Engine:
         trained = (self.artifact.card.get("train_config") or {}).get("session_gap")
         self.session_gap = float(self.config.session_gap or trained or DEFAULT_SESSION_GAP)
         self._owns_store = store is None
-        self.store = store or open_store(self.config.store_url)
+        self.store = store or open_store(self.config.store_url, retention=self.config.retention)
         module = self.artifact.module
         h0, _ = module.init_state(1)
         self._shape = tuple(h0.shape)  # (L, 1, H)

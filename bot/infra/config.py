@@ -1,7 +1,8 @@
 """`AppConfig`: the server's settings, read from environment variables (12-factor).
 
 A platform whose settings are all absent is off; one that is half configured, or a setting that does not
-parse, is a start-up error naming the variable. Secrets never appear in `repr` or logs.
+parse, is a start-up error naming the variable. Secrets never appear in `repr` or logs (`check` hands them
+to the log filter).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
+from bot.infra.log_format import register_secrets
 from bot.infra.stores import DEFAULT_STORE_URL
+from bot.infra.stores.base import DEFAULT_RETENTION_DAYS
 from talklike.errors import UserError
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v21.0"
@@ -19,6 +22,9 @@ DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Told once in every new conversation (Meta's policy, and some laws, ask bots to say they are automated).
 DEFAULT_DISCLOSURE = "This is an automated chat: replies are written by a computer model imitating {persona}, not by {persona}."
+DEFAULT_MODEL_MAX_BYTES = 1 << 30  # 1 GiB: ten times the `large` preset, far below what a download should be
+SWITCHES = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+NUMBERS = {"model_max_bytes": (int, lambda v: v >= 1024), "retention_days": (float, lambda v: 0 < v <= 36500)}
 
 
 class ConfigError(UserError):
@@ -33,8 +39,8 @@ def _secret() -> object:
 class AppConfig:
     """Every variable the app reads; `from_env` documents the names (see the README's table)."""
 
-    model: str | None = None  # TALKLIKE_MODEL: artifact path or http(s) URL
-    model_sha256: str | None = None  # TALKLIKE_MODEL_SHA256: checked after a download
+    model: str | None = None  # TALKLIKE_MODEL: artifact path or https URL
+    model_sha256: str | None = None  # TALKLIKE_MODEL_SHA256: checked after a download and at every start
     store_url: str = DEFAULT_STORE_URL  # TALKLIKE_STORE_URL (or REDIS_URL when that is set and this is not)
     persona: str | None = None  # TALKLIKE_PERSONA: the default persona
     personas: list[str] | None = None  # TALKLIKE_PERSONAS: the allowlist (consent)
@@ -51,7 +57,7 @@ class AppConfig:
     max_body_bytes: int = 1_000_000  # TALKLIKE_MAX_BODY_BYTES: larger requests get 413
     reply_timeout: float = 30.0  # TALKLIKE_REPLY_TIMEOUT: seconds per reply
     log_level: str = "INFO"  # TALKLIKE_LOG_LEVEL; DEBUG also logs message text
-    # Who may reach what (bot/app/access_rules.py): the console is open on a loopback bind only; anywhere else
+    # Who may reach what (bot/app/factory.py `console_access`): the console is open on a loopback bind only; anywhere else
     # it needs a token and the host people open it at. None: decided by the bind (on locally, off publicly).
     console: bool | None = None  # TALKLIKE_CONSOLE: 1 asks for it, 0 turns it off
     console_token: str | None = _secret()  # TALKLIKE_CONSOLE_TOKEN: the console's password on a public address
@@ -61,6 +67,11 @@ class AppConfig:
     messenger_allow_users: frozenset[str] | None = None  # MESSENGER_ALLOW_USERS: PSIDs; None: everyone
     keep_transcripts: bool = False  # TALKLIKE_KEEP_TRANSCRIPTS: readable transcripts of platform conversations
     log_key: str | None = _secret()  # TALKLIKE_LOG_KEY: keys the tags that stand for people in logs
+    # -- a model file is code; what is kept, and for how long --
+    model_unverified: bool = False  # TALKLIKE_MODEL_UNVERIFIED=1: run a model URL without TALKLIKE_MODEL_SHA256
+    model_max_bytes: int = DEFAULT_MODEL_MAX_BYTES  # TALKLIKE_MODEL_MAX_BYTES: a larger download is refused
+    allow_unguarded: bool = False  # TALKLIKE_ALLOW_UNGUARDED=1: serve a model without a memorization guard
+    retention_days: float = DEFAULT_RETENTION_DAYS  # TALKLIKE_RETENTION_DAYS: a silent conversation is forgotten
 
     # name of the variable for every field (the README's table lists the same)
     ENV = {
@@ -76,6 +87,8 @@ class AppConfig:
         "min_temperature": "TALKLIKE_MIN_TEMPERATURE", "disclosure": "TALKLIKE_DISCLOSURE",
         "messenger_allow_users": "MESSENGER_ALLOW_USERS", "keep_transcripts": "TALKLIKE_KEEP_TRANSCRIPTS",
         "log_key": "TALKLIKE_LOG_KEY",
+        "model_unverified": "TALKLIKE_MODEL_UNVERIFIED", "model_max_bytes": "TALKLIKE_MODEL_MAX_BYTES",
+        "allow_unguarded": "TALKLIKE_ALLOW_UNGUARDED", "retention_days": "TALKLIKE_RETENTION_DAYS",
     }
 
     @classmethod
@@ -104,7 +117,8 @@ class AppConfig:
 
     def check(self) -> None:
         """Cross-field checks. A platform is on when its token is set (MESSENGER_PAGE_TOKEN, TELEGRAM_TOKEN), and
-        then needs the rest of its settings; secrets a deploy button generates alone leave it off."""
+        then needs the rest of its settings; secrets a deploy button generates alone leave it off. A model URL
+        is https and has its checksum. Then hands the secrets to the log filter, which masks them from now on."""
         if self.messenger_page_token:
             missing = [var for var, value in (("MESSENGER_APP_SECRET", self.messenger_app_secret),
                                               ("MESSENGER_VERIFY_TOKEN", self.messenger_verify_token)) if not value]
@@ -114,6 +128,22 @@ class AppConfig:
             raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         if self.persona and self.personas and self.persona not in self.personas:
             raise ConfigError(f"TALKLIKE_PERSONA {self.persona!r} is not in TALKLIKE_PERSONAS")
+        self._check_model()
+        register_secrets([self.messenger_verify_token, self.messenger_app_secret, self.messenger_page_token,
+                          self.telegram_token, self.telegram_webhook_secret, self.console_token, self.log_key,
+                          urlsplit(self.store_url).password])
+
+    def _check_model(self) -> None:
+        """A model file runs code when it is loaded: one from a URL comes over https, with its checksum."""
+        if not self.model or "://" not in self.model:
+            return
+        scheme = urlsplit(self.model).scheme.lower()
+        if scheme != "https":
+            raise ConfigError(f"TALKLIKE_MODEL must be a file or an https:// URL, not {scheme}:// "
+                              "(a model file is code: it runs when it is loaded)")
+        if not self.model_sha256 and not self.model_unverified:
+            raise ConfigError("TALKLIKE_MODEL is a URL: set TALKLIKE_MODEL_SHA256 to the file's sha256 "
+                              "(`sha256sum model.pt`), or TALKLIKE_MODEL_UNVERIFIED=1 to run whatever it serves")
 
     @property
     def messenger_enabled(self) -> bool:
@@ -163,6 +193,16 @@ def _parse(name: str, var: str, raw: str) -> object:
         if name == "min_temperature":
             value = float(raw)
             if not 0 <= value <= 2:
+                raise ValueError
+            return value
+        if name in ("model_unverified", "allow_unguarded"):
+            if raw.lower() not in SWITCHES:
+                raise ValueError
+            return SWITCHES[raw.lower()]
+        if name in NUMBERS:
+            kind, allowed = NUMBERS[name]
+            value = kind(raw)
+            if not allowed(value):
                 raise ValueError
             return value
     except ValueError:

@@ -4,7 +4,9 @@ A platform that got 200 will not deliver an event again, so a worker killed mid-
 Each adapter adds its event here before acknowledging it and marks it done once handled; a thread in
 every worker process claims events whose holder died (this machine: at once) or whose lease ran out
 (another machine) and hands them to the adapter that registered their prefix. A reply can only be
-doubled by a crash in the instant between sending it and marking it done.
+doubled by a crash in the instant between sending it and marking it done. An event whose handling stops
+worker after worker is dropped by the store after a few claims, and one older than a day is dropped too
+(`Store.inbox_claim`), each with an error line that names only its platform.
 
 This process also knows which of its own events it is handling (`_handling`, marked before an event can
 appear in the store under its name). One kept under its name that nobody here handles is recovered on the
@@ -19,6 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from bot.infra.log_format import quotes_a_secret
 from bot.infra.stores import Store, StoreError
 from bot.infra.stores.owner import process_owner
 
@@ -161,8 +164,12 @@ class Inbox:
             log.info("inbox: recovering an event from a stopped worker", extra={"item": item_id.split(":")[0]})
             try:
                 recover(item_id, payload)
-            except Exception:  # kept: its lease brings it back for another try
-                log.exception("inbox: recovering an event failed")
+            except Exception as err:  # kept: its lease brings it back for another try
+                if quotes_a_secret(err):  # its text (and traceback) would carry the token: a fixed line instead
+                    log.error("inbox: recovering an event failed: the platform refused the bot's token",
+                              extra={"item": item_id.split(":")[0]})
+                else:
+                    log.exception("inbox: recovering an event failed")
         return len(claimed)
 
     def _handler(self, item_id: str) -> tuple[Recover | None, Callable[[str], bool] | None]:

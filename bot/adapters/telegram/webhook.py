@@ -21,6 +21,7 @@ import threading
 
 from flask import Blueprint, abort, jsonify, request
 from telegram import Update
+from telegram.error import InvalidToken
 from telegram.ext import Application
 
 from bot.adapters.telegram.config import TelegramConfig
@@ -73,6 +74,9 @@ class WebhookRunner:
                 loop.call_soon_threadsafe(loop.stop)
                 thread.join(5)
                 loop.close()
+                if isinstance(err, InvalidToken):  # its text quotes the token: a fixed line, no chained traceback
+                    log.error("the Telegram bot could not start: Telegram refused TELEGRAM_TOKEN (InvalidToken)")
+                    raise TelegramUnavailable("Telegram refused TELEGRAM_TOKEN") from None
                 log.error("the Telegram bot could not start", extra={"error": f"{type(err).__name__}: {err}"})
                 raise TelegramUnavailable(str(err)) from err
             self.application, self._loop, self._thread = application, loop, thread

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from bot.infra.stores.base import Store, check_key
+from bot.infra.stores.base import DAY_S, DEFAULT_RETENTION_DAYS, Schedule, Store, check_key
 from bot.infra.stores.local_locks import LocalKeyLocks
 from bot.infra.stores.owner import is_dead
 from bot.infra.stores.record import ConversationRecord
@@ -15,23 +15,29 @@ from bot.infra.stores.record import ConversationRecord
 class MemoryStore(Store):
     """A dict behind a mutex. Records are kept as bytes so callers never share mutable state."""
 
-    def __init__(self, url: str = "memory://"):
-        self.url = url
+    def __init__(self, url: str = "memory://", retention: float = DEFAULT_RETENTION_DAYS * DAY_S):
+        self.url, self.retention = url, retention
         self._mutex = threading.Lock()
-        self._records: dict[str, bytes] = {}
+        self._records: dict[str, tuple[bytes, float]] = {}  # key -> (record, when written (monotonic))
         self._seen: dict[str, float] = {}  # message id -> expiry (monotonic)
-        self._inbox: dict[str, tuple[bytes, str, float]] = {}  # item id -> (payload, owner, expiry (wall))
+        # item id -> [payload, owner, lease expiry (wall), claims, when added (wall)]
+        self._inbox: dict[str, list] = {}
         self._locks = LocalKeyLocks()
+        self._prune = Schedule()
 
     def get(self, conversation: str) -> ConversationRecord | None:
         with self._mutex:
-            data = self._records.get(check_key(conversation))
-        return None if data is None else ConversationRecord.from_bytes(data)
+            data, written = self._records.get(check_key(conversation), (None, 0.0))
+        if data is None or written < time.monotonic() - self.retention:
+            return None
+        return ConversationRecord.from_bytes(data)
 
     def put(self, conversation: str, record: ConversationRecord) -> None:
-        data = record.to_bytes()
+        data, now = record.to_bytes(), time.monotonic()
         with self._mutex:
-            self._records[check_key(conversation)] = data
+            self._records[check_key(conversation)] = (data, now)
+            if self._prune.due():  # now and then, forget what is past retention
+                self._records = {k: v for k, v in self._records.items() if v[1] >= now - self.retention}
 
     def delete(self, conversation: str) -> bool:
         with self._mutex:
@@ -60,7 +66,8 @@ class MemoryStore(Store):
         with self._mutex:
             if check_key(item_id) in self._inbox:
                 return False
-            self._inbox[item_id] = (bytes(payload), owner, time.time() + lease)
+            now = time.time()
+            self._inbox[item_id] = [bytes(payload), owner, now + lease, 0, now]
             return True
 
     def inbox_done(self, item_id: str) -> None:
@@ -71,12 +78,21 @@ class MemoryStore(Store):
                     abandoned: Callable[[str, str], bool] | None = None) -> list[tuple[str, bytes]]:
         now, claimed = time.time(), []
         with self._mutex:
-            for item_id, (payload, holder, expiry) in list(self._inbox.items()):
-                if len(claimed) >= limit:
-                    break
-                if expiry < now or (holder != owner and is_dead(holder)) or (abandoned and abandoned(item_id, holder)):
-                    self._inbox[item_id] = (payload, owner, now + lease)
-                    claimed.append((item_id, payload))
+            for item_id, item in list(self._inbox.items()):
+                payload, holder, expiry, claims, added = item
+                if added < now - self.inbox_max_age:
+                    del self._inbox[item_id]
+                    self._dropped(item_id)
+                    continue
+                if len(claimed) >= limit or not (
+                        expiry < now or (holder != owner and is_dead(holder)) or (abandoned and abandoned(item_id, holder))):
+                    continue
+                if claims >= self.max_claims:
+                    del self._inbox[item_id]
+                    self._dropped(item_id, claims)
+                    continue
+                item[1:4] = [owner, now + lease, claims + 1]
+                claimed.append((item_id, payload))
         return claimed
 
     def ping(self) -> None:

@@ -1,20 +1,41 @@
-"""Who holds a lock or an inbox item: `host/pid/nonce`, and whether that holder is known to be dead.
+"""Who holds a lock or an inbox item: `machine/pid/nonce`, and whether that holder is known to be dead.
 
-A holder on this machine whose process is gone is dead at once (a gunicorn worker killed mid-reply), so
-what it held is taken over without waiting for its lease. A holder on another machine is never judged
-here: its lease decides.
+`machine` is `hostname~tag`, the tag a digest of the kernel's boot id and this process's pid namespace: the
+space in which a pid means one process. A holder of this very pid space whose process is gone is dead at once
+(a gunicorn worker killed mid-reply), so what it held is taken over without waiting for its lease. Any other
+holder is never judged here, its lease decides: another machine, and also a replica that shares this
+machine's hostname (host networking) but runs in another container, whose pids say nothing here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
 import uuid
 
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+PID_NAMESPACE = "/proc/self/ns/pid"
+
+_machine: str | None = None
 _owner: tuple[int, str] | None = None
 _held: set[str] = set()  # lock tokens this process holds now, whichever store object took them
 _held_mutex = threading.Lock()
+
+
+def this_machine() -> str:
+    """The pid space of this process, as holder names begin: `hostname~tag`. Where the boot id or the pid
+    namespace cannot be read (not Linux), the tag is random for this process: no other is ever judged."""
+    global _machine
+    if _machine is None:
+        try:
+            with open(BOOT_ID, encoding="ascii") as f:
+                space = f.read().strip() + "|" + os.readlink(PID_NAMESPACE)
+        except OSError:
+            space = uuid.uuid4().hex
+        _machine = f"{socket.gethostname()}~{hashlib.sha256(space.encode()).hexdigest()[:12]}"
+    return _machine
 
 
 def process_owner() -> str:
@@ -22,7 +43,7 @@ def process_owner() -> str:
     global _owner
     pid = os.getpid()
     if _owner is None or _owner[0] != pid:
-        _owner = (pid, f"{socket.gethostname()}/{pid}/{uuid.uuid4().hex[:12]}")
+        _owner = (pid, f"{this_machine()}/{pid}/{uuid.uuid4().hex[:12]}")
     return _owner[1]
 
 
@@ -51,9 +72,10 @@ def is_stale(holder: str) -> bool:
 
 
 def is_dead(holder: str) -> bool:
-    """True only for a holder on this machine whose process no longer exists (or is a zombie)."""
+    """True only for a holder of this pid space (`this_machine`) whose process no longer exists (or is a
+    zombie). A holder name of another form, or from another boot or container, is never dead here."""
     parts = holder.split("/")
-    if len(parts) < 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+    if len(parts) < 3 or parts[0] != this_machine() or not parts[1].isdigit():
         return False
     pid = int(parts[1])
     if pid == os.getpid():
