@@ -707,3 +707,16 @@ def test_a_bad_retention_is_an_error_naming_it(raw):
 
     with pytest.raises(ConfigError, match="TALKLIKE_RETENTION_DAYS"):
         AppConfig.from_env({"TALKLIKE_RETENTION_DAYS": raw})
+
+
+def test_keys_lists_the_conversations_under_a_prefix(store):
+    mark = key()  # a fresh prefix: the redis server is shared by the tests
+    for suffix in ("-1001", "-1002", "42"):
+        store.put(f"{mark}:telegram:{suffix}", ConversationRecord(persona="Ada"))
+    store.put(f"{mark}:messenger:42", ConversationRecord())
+    store.put(f"{mark}:telegram%:x_y*", ConversationRecord())  # characters LIKE and SCAN give meaning to
+    assert sorted(store.keys(f"{mark}:telegram:-")) == [f"{mark}:telegram:-1001", f"{mark}:telegram:-1002"]
+    assert sorted(store.keys(f"{mark}:telegram%:x_y*")) == [f"{mark}:telegram%:x_y*"]
+    assert store.keys(f"{mark}:TELEGRAM:") == []  # exact, not case-folded
+    store.delete(f"{mark}:telegram:-1001")
+    assert store.keys(f"{mark}:telegram:-") == [f"{mark}:telegram:-1002"]

@@ -230,3 +230,22 @@ def test_group_members_are_read_as_authors_by_name_only_when_asked(telegram, eng
         wait_until(lambda key=key: engine.transcript(key), what="read along")
         assert engine.transcript(key)[0]["author"] == expected
     assert TelegramConfig().author_match is False
+
+
+def test_forget_in_private_also_takes_ones_words_out_of_group_transcripts(telegram, engine):
+    # Transcripts are kept here (the engine keeps them for every key): /forget must reach into the groups.
+    tg = telegram()
+    dana, eve = user(next(_ids), "Dana"), user(next(_ids), "Eve")
+    group = group_chat(-1000000000000 - next(_ids))
+    group_key = f"telegram:{group['id']}"
+    tg.post(message=message(group, dana, "dana's secret plan"))
+    tg.post(message=message(group, eve, "eve says hi"))
+    wait_until(lambda: len(engine.transcript(group_key)) == 2, what="both read along")
+    private = private_chat(dana)
+    tg.post(message=message(private, dana, "hello"))
+    wait_until(lambda: tg.sent(dana["id"]), what="a private reply")
+    tg.post(message=message(private, dana, "/forget"))
+    wait_until(lambda: len(tg.sent(dana["id"])) == 2, what="the forget answer")
+    assert tg.sent(dana["id"])[1].startswith("Done")
+    assert engine.store.get(f"telegram:{dana['id']}") is None
+    assert [m["text"] for m in engine.transcript(group_key)] == ["eve says hi"]  # only Dana's words are gone

@@ -139,9 +139,13 @@ class Conversations:
                     existed=existed)
 
     @_answers
-    def forget(self, key: str) -> Said:
-        """Delete everything stored about the conversation (memory, persona, settings)."""
+    def forget(self, key: str, sender: str | None = None) -> Said:
+        """Delete everything stored about the conversation (memory, persona, settings); with `sender` (the
+        person asking, "telegram:42"), also their messages in the transcripts of the platform's other
+        conversations (groups), where transcripts are kept."""
         existed = self.engine.forget(key)
+        if sender is not None:
+            existed = self.engine.forget_sender(sender, prefix=sender.split(":", 1)[0] + ":") > 0 or existed
         return Said("Done: everything stored about this chat is deleted.", existed=existed)
 
     def forget_all(self, keys: list[str]) -> None:
@@ -167,11 +171,13 @@ class Conversations:
     # -- talking ------------------------------------------------------------------------------------
     @_answers
     def answer(self, key: str, text: str, author: str | None = None, *, persona: str | None = None,
-               settings: dict | None = None, timestamp: float | None = None, seed: int | None = None) -> Said:
-        """The persona's answer to `text` written by `author` (None: a stranger)."""
+               settings: dict | None = None, timestamp: float | None = None, seed: int | None = None,
+               sender: str | None = None) -> Said:
+        """The persona's answer to `text` written by `author` (None: a stranger; `sender`: who it is on the
+        platform, so that /forget can find their words)."""
         persona = persona or self.persona_of(key)
         reply = self.engine.reply(key, persona, text, author=author, settings=settings, timestamp=timestamp,
-                                  seed=seed)
+                                  seed=seed, sender=sender)
         return Said(reply, by_model=True, persona=persona)
 
     @_answers
@@ -188,9 +194,10 @@ class Conversations:
         return Said(text, by_model=True, persona=speaker)
 
     @_answers
-    def observe(self, key: str, author: str | None, text: str, timestamp: float | None = None) -> Said:
+    def observe(self, key: str, author: str | None, text: str, timestamp: float | None = None,
+                sender: str | None = None) -> Said:
         """Read a message into the conversation without answering it (groups)."""
-        self.engine.observe(key, author, text, timestamp=timestamp)
+        self.engine.observe(key, author, text, timestamp=timestamp, sender=sender)
         return Said("")
 
     @_answers
@@ -251,9 +258,10 @@ class Conversations:
         return Said(f"Hi everyone! I'm speaking as {self.persona_of(key)}. Mention me or reply to me and I'll "
                     "answer; /help for more.")
 
-    def command(self, key: str, line: str, surface: str, *, admin: bool = True) -> Said:
+    def command(self, key: str, line: str, surface: str, *, admin: bool = True, sender: str | None = None) -> Said:
         """Run a slash command written on `surface` ("/persona Ada"); an unknown one is explained. `admin`
-        False (a group member who is not its administrator) refuses the commands that change it."""
+        False (a group member who is not its administrator) refuses the commands that change it; `sender`
+        is who asks (/forget also takes their words out of the platform's other conversations)."""
         word, _, argument = line.strip().partition(" ")
         argument = argument.strip()
         command = commands.find(word.lstrip("/").partition("@")[0], surface)
@@ -275,7 +283,7 @@ class Conversations:
         if name == "reset":
             return self.reset(key)
         if name == "forget":
-            return self.forget(key)
+            return self.forget(key, sender)
         if name == "history":
             return self.history(key)
         if name == "say":

@@ -97,21 +97,23 @@ class Engine:
     # -- public API ---------------------------------------------------------------------------------
     def reply(self, conversation: str, persona: str | None, message: str, author: str | None = None, *,
               settings: dict | None = None, seed: int | None = None, timestamp: float | None = None,
-              deadline: float | None = None) -> str:
+              deadline: float | None = None, sender: str | None = None) -> str:
         """Fold `message` (by `author`; None or a stranger reads as ⟨other⟩) into the conversation and
         answer it as `persona` (None: the conversation's persona). `deadline` (time.monotonic()) bounds a
-        caller's several replies together; each also keeps the engine's own timeout."""
+        caller's several replies together; each also keeps the engine's own timeout. `sender` (the person's
+        platform id, e.g. "telegram:42") marks their words in a kept transcript, so they can be forgotten."""
         text = self._message(message)
         if not text.strip():
             raise EmptyMessage("the message is empty")
-        return self._turn(conversation, persona, (author, text), settings, seed, timestamp, deadline)
+        return self._turn(conversation, persona, (author, text, sender), settings, seed, timestamp, deadline)
 
     def speak(self, conversation: str, persona: str | None, *, settings: dict | None = None,
               seed: int | None = None, timestamp: float | None = None, deadline: float | None = None) -> str:
         """Write the conversation's next message as `persona`, without a new incoming message."""
         return self._turn(conversation, persona, None, settings, seed, timestamp, deadline)
 
-    def observe(self, conversation: str, author: str | None, text: str, timestamp: float | None = None) -> bool:
+    def observe(self, conversation: str, author: str | None, text: str, timestamp: float | None = None,
+                sender: str | None = None) -> bool:
         """Fold a message into the conversation without answering (group chats); False if it had no text."""
         text = self._message(text)
         if not text.strip():
@@ -123,7 +125,7 @@ class Engine:
             h, c = self._state(record)
             chars, authors = encode_message(self.vocab, self._author_id(author), text, self._session(record, now))
             result = self._wait(self.worker.submit(Job("feed", chars, authors, h, c, deadline)), deadline)
-            self._save(conversation, record, result.h, result.c, result.speaker, [(author, text)], now)
+            self._save(conversation, record, result.h, result.c, result.speaker, [(author, text, sender)], now)
         return True
 
     def sample(self, persona: str, n: int = 1, prime: str = "", *, settings: dict | None = None,
@@ -169,6 +171,20 @@ class Engine:
         """Delete everything stored about the conversation; False if nothing was stored."""
         with self._lock(conversation):
             return self.store.delete(conversation)
+
+    def forget_sender(self, sender: str, prefix: str) -> int:
+        """Take `sender`'s messages out of every kept transcript of the conversations whose keys start with
+        `prefix` (a person forgetting themselves in the groups they wrote in); how many changed."""
+        changed = 0
+        for conversation in self.store.keys(prefix):
+            with self._lock(conversation):
+                record = self.store.get(conversation)
+                if record is None or not any(m.get("sender") == sender for m in record.transcript):
+                    continue
+                record.transcript = [m for m in record.transcript if m.get("sender") != sender]
+                self.store.put(conversation, record)
+                changed += 1
+        return changed
 
     def configure(self, conversation: str, persona: str | None = None, **settings) -> None:
         """Set the conversation's persona and/or sampling settings (e.g. temperature=0.5) for later replies."""
@@ -280,7 +296,7 @@ class Engine:
         self.close()
 
     # -- one turn -----------------------------------------------------------------------------------
-    def _turn(self, conversation: str, persona: str | None, incoming: tuple[str | None, str] | None,
+    def _turn(self, conversation: str, persona: str | None, incoming: tuple[str | None, str, str | None] | None,
               settings: dict | None, seed: int | None, timestamp: float | None, deadline: float | None) -> str:
         now = time.time() if timestamp is None else timestamp
         deadline = min(time.monotonic() + self.config.timeout, deadline or float("inf"))
@@ -302,7 +318,7 @@ class Engine:
                 chars, authors = ([Vocabulary.SESSION], [pid]) if session else ([], [])
             future = self._start(chars, authors, h, c, pid, [], options, rng, deadline)
             text, h, c, speaker = self._complete(future, pid, "", [], options, rng, deadline, refeed=True)
-            messages = ([incoming] if incoming is not None else []) + [(persona, text)]
+            messages = ([incoming] if incoming is not None else []) + [(persona, text, None)]
             record.persona = persona
             self._save(conversation, record, h, c, speaker, messages, now)
         return text
@@ -416,8 +432,11 @@ class Engine:
             e = np.exp(speaker - speaker.max())
             record.speaker = (e / e.sum()).astype(np.float32)  # (A,): the next-speaker probabilities
         if self.keeps_transcript(conversation):
-            for author, text in messages:
-                record.transcript.append({"author": author or self.authors.name_of(0), "text": text, "ts": now})
+            for author, text, sender in messages:
+                entry = {"author": author or self.authors.name_of(0), "text": text, "ts": now}
+                if sender is not None:
+                    entry["sender"] = sender
+                record.transcript.append(entry)
             record.transcript = record.transcript[-self.config.transcript_len :]
         else:
             record.transcript = []

@@ -124,7 +124,8 @@ class TelegramBot:
         if not incoming.text:
             return
         async with self._in_order(incoming.conversation):
-            said = await self._call(self.conversations.observe, incoming.conversation, incoming.author, incoming.text)
+            said = await self._call(self.conversations.observe, incoming.conversation, incoming.author, incoming.text,
+                                    sender=incoming.sender)
         if said.problem is not None:
             log.warning("could not read a group message",
                         extra={"chat": user_tag(incoming.chat_id), "problem": said.problem.kind})
@@ -138,7 +139,8 @@ class TelegramBot:
         async with self._in_order(key):
             async with self._typing(context, incoming):
                 if incoming.text and not unasked:
-                    said = await self._call(self.conversations.answer, key, incoming.text, incoming.author)
+                    said = await self._call(self.conversations.answer, key, incoming.text, incoming.author,
+                                            sender=incoming.sender)
                 else:  # /say, "@bot" alone, or a sticker without emoji in a group: speak up
                     said = await self._call(self.conversations.speak, key)
             if wait_for_store(said):
@@ -176,7 +178,8 @@ class TelegramBot:
         line = message.text or ""
         admin = incoming.private or not self.conversations.changes(line, TELEGRAM) or \
             await self.admins.is_admin(context.bot, message)
-        said = await self._call(self.conversations.command, incoming.conversation, line, TELEGRAM, admin=admin)
+        said = await self._call(self.conversations.command, incoming.conversation, line, TELEGRAM, admin=admin,
+                                sender=incoming.sender if incoming.private else None)
         if wait_for_store(said):
             return
         await self._disclose(context, incoming)

@@ -29,6 +29,7 @@ class Incoming:
     text: str  # the text or caption (a sticker's emoji), the bot's own @mention taken out
     kind: str  # text | photo | sticker | other
     addressed: bool  # private chat, @mention of the bot, or a reply to one of its messages
+    sender: str | None = None  # "telegram:<user id>": whose words these are, for /forget
 
 
 def conversation_key(chat_id: int, thread_id: int | None = None) -> str:
@@ -84,7 +85,8 @@ def read_message(message: Message, bot: User, authors: AuthorMatcher) -> Incomin
     return Incoming(conversation=conversation_key(message.chat.id, thread), chat_id=message.chat.id,
                     thread_id=thread, message_id=message.message_id, private=private,
                     author=authors.author_of(message.from_user), text=_without(text, mentions).strip(),
-                    kind=kind, addressed=private or bool(mentions) or replied_to_bot)
+                    kind=kind, addressed=private or bool(mentions) or replied_to_bot,
+                    sender=None if message.from_user is None else f"telegram:{message.from_user.id}")
 
 
 def _mentions(entity: MessageEntity, text: str, bot: User) -> bool:

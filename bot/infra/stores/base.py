@@ -98,6 +98,10 @@ class Store(ABC):
         """Replace the record atomically: a crash mid-write leaves the previous record."""
 
     @abstractmethod
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of the stored conversations that start with `prefix` (forgetting someone everywhere)."""
+
+    @abstractmethod
     def delete(self, conversation: str) -> bool:
         """Forget a conversation; True if something was stored."""
 

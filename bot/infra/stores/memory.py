@@ -39,6 +39,11 @@ class MemoryStore(Store):
             if self._prune.due():  # now and then, forget what is past retention
                 self._records = {k: v for k, v in self._records.items() if v[1] >= now - self.retention}
 
+    def keys(self, prefix: str) -> list[str]:
+        oldest = time.monotonic() - self.retention
+        with self._mutex:
+            return [k for k, (_, written) in self._records.items() if k.startswith(prefix) and written >= oldest]
+
     def delete(self, conversation: str) -> bool:
         with self._mutex:
             return self._records.pop(check_key(conversation), None) is not None

@@ -149,6 +149,12 @@ class RedisStore(Store):
         ttl = max(1, int(self.retention * 1000))
         self._run(lambda r: r.set(key, data, px=ttl))  # one SET: readers see the old value or the new one
 
+    def keys(self, prefix: str) -> list[str]:
+        head = PREFIX + "conv:"
+        pattern = head + "".join("\\" + ch if ch in "*?[]\\" else ch for ch in prefix) + "*"
+        found = self._run(lambda r: list(r.scan_iter(match=pattern, count=500)))
+        return [key.decode("utf-8")[len(head):] for key in found]
+
     def delete(self, conversation: str) -> bool:
         key = PREFIX + "conv:" + check_key(conversation)
         return bool(self._run(lambda r: r.delete(key)))

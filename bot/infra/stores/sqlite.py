@@ -113,6 +113,12 @@ class SQLiteStore(Store):
         )
         self._maybe_prune()
 
+    def keys(self, prefix: str) -> list[str]:
+        oldest = time.time() - self.retention
+        rows = self._run(lambda c: c.execute("SELECT key FROM conversations WHERE substr(key, 1, ?) = ? "
+                                             "AND updated >= ?", (len(prefix), prefix, oldest)).fetchall())
+        return [key for (key,) in rows]
+
     def delete(self, conversation: str) -> bool:
         key = check_key(conversation)
         cur = self._run(lambda c: c.execute("DELETE FROM conversations WHERE key = ?", (key,)))
