@@ -70,9 +70,11 @@ class _Chain:
         self.opening = text[start] if groups[0][0] > start else ""  # "+" or "(" before the first group
         self.cumulative = [0]  # digits before each group
         self.ones = [0]  # single-digit groups before each group
+        self.longs = [0]  # groups of three digits or more before each group
         for length in self.lengths:
             self.cumulative.append(self.cumulative[-1] + length)
             self.ones.append(self.ones[-1] + (length == 1))
+            self.longs.append(self.longs[-1] + (length >= 3))
         self._keyword_end: int | None = -1  # where a phone word before the chain ends; -1: not looked yet
 
     def free_runs(self) -> list[tuple[int, int]]:
@@ -120,15 +122,21 @@ class _Chain:
         out before they are judged, so a chain of thousands of groups costs a few microseconds a group."""
         spans = []
         index = first
-        cumulative, ones, loose = self.cumulative, self.ones, self.loose
+        cumulative, ones, longs, loose = self.cumulative, self.ones, self.longs, self.loose
         while index <= last:
             found = None
             if index == first or loose[index - 1]:
+                # From a plain start (no "+", "(" or trunk 0, no phone word before), a card or a phone
+                # needs a group of three digits or more: "12 12 12 …" is settled without judging.
+                plain = not (index == 0 and self.opening) and self.values[index][0] != "0"
+                needs_long = plain and not self._keyword_before(index)
                 for stop in range(min(last, index + _MAX_GROUPS - 1), index - 1, -1):
                     digits = cumulative[stop + 1] - cumulative[index]
                     if digits < 8:
                         break
                     if digits > 19 or ones[stop + 1] - ones[index] > 2 or (stop < last and not loose[stop]):
+                        continue
+                    if needs_long and longs[stop + 1] == longs[index]:
                         continue
                     token = self._judge(index, stop, digits)
                     if token:
