@@ -7,14 +7,16 @@ any script's decimal digits (full-width, Arabic-Indic, ...). The chain is judged
 1. Dates and times written tightly (`13.06.2018`, `2018-06-13`, `10.30-12.45`, `12.06.-14.06.2019`,
    `06/2019`) are set aside. A date is tight when the separators around it differ from the one inside
    it, so the French `06.12.34.56.78` is not read as the date 06.12.34 followed by more digits.
-2. Over what is left, windows of up to eight digit groups are tried from each group on, longest first.
-3. A window is a card number (13-19 digits, spaces or dashes, first digit 1-9, Luhn) or a phone number:
+2. Over what is left, windows of up to eight digit groups are tried from each group on, longest first;
+   a window begins and ends only at a separator holding a space, so `978-3-16-148410-0` is not split.
+3. A window is a card number (13-19 digits in groups of three or more, spaces or dashes, first digit
+   1-9, Luhn) or a phone number:
    - international (`+CC`, `00CC`, with an optional `(0)`): 8 to 15 digits;
    - national with a trunk `0` (`06 12 34 56 78`, `0171 2345678`, `(020) 7946 0958`): 9 to 13 digits,
      or 10 to 12 digits in one block (`0612345678`);
    - other national forms (`555-123-4567`, `612 34 56 78`, `8 916 123-45-67`): three groups or more,
-     one of at least three digits, 9 to 13 digits;
-   - after a word such as "tel", "call", "number", "Handy", "numéro", "номер": any 8 digits or more.
+     one of at least three digits, not all of four (`1234 5678 9012`), 9 to 13 digits;
+   - after a word such as "tel", "call", "number", "Handy", "numéro", "номер": 8 to 13 digits.
    Never: more than one single-digit group (`192.168.1.1`, `4 8 15 16 23 42`), a last group of one digit
    (ISBNs), lists of years, IP addresses, decimals (`0.123456789`), thousands (`1 234 567`, `12.345.678`;
    three groups of three, `512 345 678`, count as a phone unless money or a unit stands beside them).
