@@ -253,6 +253,24 @@ def test_guard_stops_a_memorized_line(trained_artifact):
                 np.testing.assert_allclose(check.store.get("g").state, guarded.store.get("g").state, atol=1e-5)
 
 
+def test_guard_cuts_a_short_training_message_inside_a_reply(trained_artifact):
+    """A training message too short for a window ("the same very long sentence", 27 characters), held
+    in another case and spacing, inside the greedy reply: resampled, then cut before it."""
+    from bot.engine.reply_text import cut_before_memorized
+    from model.guard import MemorizationGuard
+
+    short = MemorizationGuard.build(["The  SAME very long\tsentence"], n=60)
+    assert len(short) == 0 and short.contains_memorized(BOB_LINE)
+    assert cut_before_memorized(short, BOB_LINE) == "bob always says"
+    with Engine(str(trained_artifact)) as e:
+        e.guard = short
+        e.observe("g", "Alice", ALICE_LINE)
+        text = e.speak("g", "Bob", settings=GREEDY)  # greedy: every resample says the same
+    assert text == "bob always says" and not short.contains_memorized(text)
+    whole = MemorizationGuard.build([BOB_LINE.upper()], n=60)  # the reply is the whole message: nothing left
+    assert cut_before_memorized(whole, "  " + BOB_LINE.replace(" ", "   ")) == ""
+
+
 # --- lengths, bad inputs -----------------------------------------------------------------------------
 def test_runaway_is_cut_and_state_matches(engine):
     lengths = []

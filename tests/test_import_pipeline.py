@@ -78,6 +78,30 @@ def test_pii_is_scrubbed_by_default_and_kept_with_no_scrub(tmp_path, capsys):
     assert "ada@example.com" in (tmp_path / "b.jsonl").read_text()
 
 
+def test_the_report_counts_what_was_masked_by_kind_and_what_was_cut(tmp_path, capsys):
+    rows = [
+        "Ada,call me on 06 12 34 56 78 or +49 171 2345678,1600000000",
+        "Boris,IBAN DE89 3704 0044 0532 0130 00 and t.me/boris,1600000060",
+        f"Ada,{'spam ' * 30}0612345678,1600000120",  # over the cap: cut before the number
+        "Boris,see you at 21:43 on 13.06.2018,1600000180",
+    ]
+    source = tmp_path / "chat.csv"
+    source.write_text("author,text,timestamp\n" + "\n".join(rows) + "\n")
+    code, report, _ = import_json(capsys, source, "-o", tmp_path / "c.jsonl", "--max-message-chars", "100")
+    assert code == 0
+    assert report["masked"] == {"phone": 2, "iban": 1, "url": 1}
+    assert report["files"][0]["masked"] == {"iban": 1, "phone": 2, "url": 1}
+    assert report["cut_to_length"] == report["files"][0]["cut_to_length"] == 1
+    texts = [m.text for m in read_corpus(tmp_path / "c.jsonl")]
+    assert texts[0] == "call me on <phone> or <phone>" and len(texts[2]) == 100
+    assert texts[3] == "see you at 21:43 on 13.06.2018"
+    code, out, _ = run(capsys, source, "-o", tmp_path / "d.jsonl", "--max-message-chars", "100")
+    assert "masked: phone 2, iban 1, url 1" in out and "cut to the length cap before scrubbing: 1" in out
+    code, report, _ = import_json(capsys, source, "-o", tmp_path / "e.jsonl", "--no-scrub")
+    assert report["masked"] == {} and report["cut_to_length"] == 0
+    assert "+49 171 2345678" in (tmp_path / "e.jsonl").read_text()
+
+
 def test_alias_merges_identities_and_excludes_filter(tmp_path, capsys):
     (tmp_path / "a.csv").write_text("author,text,conversation\nTimothy Smith,one,x\nTimmy,two,y\nEve,three,x\nBob,four,z\n")
     out = tmp_path / "c.jsonl"
@@ -212,6 +236,8 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
         (["--since", "yesterday"], "--since 'yesterday'"),
         (["--alias", "Tim"], "--alias 'Tim'"),
         (["--since", "2023-02-01", "--until", "2023-01-01"], "--since must be before --until"),
+        (["--max-message-chars", "0"], "expected a positive whole number"),
+        (["--max-file-mb", "lots"], "expected a positive whole number"),
     ):
         code, _, err = run(capsys, tmp_path / "a.csv", "-o", tmp_path / "c.jsonl", *argv)
         assert code == 2 and expected in err and len(err.strip().splitlines()) == 1

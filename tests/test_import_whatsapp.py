@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 
@@ -9,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from talklike.cli import main
 from training.corpus import KINDS
 from training.importers import whatsapp
 from training.importers.base import FileReport, ImportOptions, SourceFile
+from training.importers.pseudonyms import ENV
 
 PHONE = "\u202a+1\u00a0555\u2011123\u20114567\u202c"
 PHONE_DIGITS = "15551234567"
@@ -205,6 +208,65 @@ def test_phone_number_senders_never_reach_the_corpus():
 def test_pseudonym_is_stable_across_spellings():
     assert whatsapp.pseudonym(PHONE) == whatsapp.pseudonym("+1 555-123-4567") == whatsapp.pseudonym(PHONE_DIGITS)
     assert whatsapp.pseudonym("+1 555 123 4568") != whatsapp.pseudonym(PHONE)
+
+
+def test_pseudonym_is_keyed_so_a_candidate_number_cannot_be_confirmed():
+    key, other = b"k" * 32, b"o" * 32
+    named = whatsapp.pseudonym(PHONE, key)
+    assert named == whatsapp.pseudonym("+1 555-123-4567", key)  # stable under one key
+    assert named != whatsapp.pseudonym(PHONE, other)
+    unkeyed = hashlib.sha256(PHONE_DIGITS.encode()).hexdigest()[:6]  # what the earlier pseudonym was
+    assert named != "Contact " + unkeyed
+    messages, _ = parse_text(f"12/28/19, 21:43 - {PHONE}: hi\n", pseudonym_key=lambda: key)
+    assert messages[0].author == named
+
+
+def test_the_key_is_fetched_only_for_phone_number_senders():
+    asked = []
+    parse_text("12/28/19, 21:43 - Ada: hi 0171 2345678\n", pseudonym_key=lambda: asked.append(1) or b"k" * 32)
+    assert not asked
+
+
+def _import(capsys, *argv):
+    code = main(["import", *map(str, argv), "--json"])
+    return code, capsys.readouterr()
+
+
+def test_pseudonyms_are_stable_across_imports_with_one_key_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    export = tmp_path / "WhatsApp Chat with Group.txt"
+    export.write_text(f"12/28/19, 21:43 - {PHONE}: hi\n12/28/19, 21:44 - Ada: hey\n", encoding="utf-8")
+    assert _import(capsys, export, "-o", tmp_path / "a.jsonl")[0] == 0
+    key_file = tmp_path / "config" / "talklike" / "pseudonym.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = bytes.fromhex(key_file.read_text())
+    assert _import(capsys, export, "-o", tmp_path / "b.jsonl")[0] == 0
+    first, again = (tmp_path / "a.jsonl").read_text(), (tmp_path / "b.jsonl").read_text()
+    assert first == again and whatsapp.pseudonym(PHONE, key) in first
+    assert key.hex() not in first and PHONE_DIGITS not in first
+    # another key (a file of its own, or the environment) names the same number differently
+    assert _import(capsys, export, "-o", tmp_path / "c.jsonl", "--pseudonym-key-file", tmp_path / "own.key")[0] == 0
+    assert whatsapp.pseudonym(PHONE, key) not in (tmp_path / "c.jsonl").read_text()
+    monkeypatch.setenv(ENV, "a passphrase of my own")
+    assert _import(capsys, export, "-o", tmp_path / "d.jsonl")[0] == 0
+    assert whatsapp.pseudonym(PHONE, b"a passphrase of my own") in (tmp_path / "d.jsonl").read_text()
+
+
+def test_a_bad_key_is_one_line_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    export = tmp_path / "WhatsApp Chat with Group.txt"
+    export.write_text(f"12/28/19, 21:43 - {PHONE}: hi\n", encoding="utf-8")
+    (tmp_path / "bad.key").write_text("not hex")
+    out = tmp_path / "corpus.jsonl"
+    out.write_text("precious\n")
+    code, captured = _import(capsys, export, "-o", out, "--pseudonym-key-file", tmp_path / "bad.key")
+    assert code == 2 and f"{tmp_path / 'bad.key'}: not a pseudonym key" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+    assert out.read_text() == "precious\n"
+    monkeypatch.setenv(ENV, "short")
+    code, captured = _import(capsys, export, "-o", out)
+    assert code == 2 and f"{ENV} is too short" in captured.err
 
 
 def test_name_holding_a_colon_is_kept_whole():

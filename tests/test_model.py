@@ -138,7 +138,8 @@ def test_guard_detects_long_verbatim_spans_only():
     changed = secret[:30] + "X" + secret[31:]  # one character differs in every window
     assert not guard.contains_memorized(changed)
     assert not guard.contains_memorized("short one" * 10)
-    assert not guard.contains_memorized(secret.upper())
+    assert not guard.contains_memorized(secret.upper()[5:70])  # a changed-case stretch: no window matches
+    assert guard.contains_memorized(secret.upper())  # the whole message, case aside: held as a message
     again = MemorizationGuard.from_bytes(guard.to_bytes())
     assert again.n == 60 and len(again) == len(guard)
     assert again.contains_memorized(secret)
@@ -146,6 +147,36 @@ def test_guard_detects_long_verbatim_spans_only():
         MemorizationGuard.from_bytes(b"nonsense" * 3)
     with pytest.raises(ValueError):
         MemorizationGuard.from_bytes(guard.to_bytes()[:-3])
+
+
+def test_guard_holds_whole_short_messages_case_and_spacing_aside():
+    code = "the door code is 7781#, ok?"  # 27 characters: too short for a 60-character window
+    guard = MemorizationGuard.build([code, "see you at 8 then!!", "ok"], n=60)
+    assert len(guard) == 0 and guard.messages.size == 1  # the others are under 20 characters
+    assert guard.contains_memorized("The  Door CODE is 7781#,\n ok?")  # equal, once normalised
+    assert guard.contains_memorized("well: the door code is 7781#, ok? see you")  # inside a longer reply
+    assert guard.contains_memorized("THE DOOR CODE IS 7781#, OK?!")  # a punctuation run may end it
+    assert not guard.contains_memorized("the door code is 7781#")  # part of the message is not the message
+    assert not guard.contains_memorized("xthe door code is 7781#, ok?")  # nor one glued inside a word
+    assert not guard.contains_memorized("see you at 8 then!!")  # 19 characters: not held
+    text = "Sure.  The DOOR code is 7781#, ok? bye"
+    assert guard.memorized_start(text) == text.index("The")
+    again = MemorizationGuard.from_bytes(guard.to_bytes())
+    assert again.messages.size == 1 and again.contains_memorized(code.upper())
+
+
+def test_guard_written_before_message_hashes_still_loads():
+    import struct
+
+    secret = "my new address is 12 Long Street, flat 4, and the door code is 7781, ok?"
+    windows = MemorizationGuard.build([secret], n=60).hashes
+    old = struct.pack("<8sIQ", b"TLGUARD1", 60, windows.size) + windows.astype("<u8").tobytes()
+    guard = MemorizationGuard.from_bytes(old)
+    assert guard.n == 60 and len(guard) == windows.size and guard.messages.size == 0
+    assert guard.contains_memorized("so: " + secret[3:70]) and not guard.contains_memorized(secret.upper())
+    assert guard.memorized_start("so: " + secret) == 4
+    with pytest.raises(ValueError, match="truncated"):
+        MemorizationGuard.from_bytes(old[:-1])
 
 
 def test_guard_handles_emoji_and_empty():

@@ -8,6 +8,8 @@ import os
 from datetime import datetime, timezone
 
 from talklike.errors import UserError
+from training.importers.sources import InputLimits
+from training.pii import MAX_CHARS
 
 IMPORT_HELP = """\
 Read chat exports and write one corpus (JSON Lines, one message per line).
@@ -18,9 +20,14 @@ Messenger HTML, Telegram Desktop result.json (single chat or full account), What
 FacebookLearner messages.json, CSV (author,text[,timestamp][,conversation]), a corpus .jsonl, and
 plain text (one message per line) with --author.
 
-Emails, phone numbers, card numbers and URLs are replaced by <email>, <phone>, <card>, <url>
-unless --no-scrub is given. Phone numbers, contacts and profile data from an export never reach
-the corpus.
+Links, emails, IBANs, card and phone numbers in message text are replaced by <url>, <email>,
+<iban>, <card>, <phone> unless --no-scrub is given (the report counts them by kind); messages longer
+than --max-message-chars are cut to it first. Phone numbers, contacts and profile data from an export
+never reach the corpus: WhatsApp senders known only by number become "Contact 3fa2c1", a hash under a
+secret key kept outside the corpus (TALKLIKE_PSEUDONYM_KEY, else --pseudonym-key-file, else
+~/.config/talklike/pseudonym.key, created on first use), so the same number keeps its name in every
+import made with that key. A file or zip member over --max-file-mb, or one that inflates like a zip
+bomb, is refused; symlinks leading out of a folder are not followed.
 """
 
 
@@ -57,7 +64,15 @@ def register(subparsers) -> None:
         default="auto",
         help="WhatsApp date order; auto infers it per file (default: %(default)s)",
     )
-    parser.add_argument("--no-scrub", action="store_true", help="keep emails, phone numbers, card numbers and URLs")
+    parser.add_argument("--no-scrub", action="store_true",
+                        help="keep links, emails, IBANs, card and phone numbers in message text")
+    parser.add_argument("--max-message-chars", default=str(MAX_CHARS), metavar="N",
+                        help="cut longer messages to N characters before scrubbing (default: %(default)s)")
+    parser.add_argument("--max-file-mb", default=str(InputLimits.max_bytes >> 20), metavar="MB",
+                        help="refuse files and zip members larger than this (default: %(default)s)")
+    parser.add_argument("--pseudonym-key-file", metavar="PATH",
+                        help="key of the WhatsApp phone-number pseudonyms (created if missing; default: "
+                             "~/.config/talklike/pseudonym.key; TALKLIKE_PSEUDONYM_KEY overrides)")
     parser.add_argument("--strict", action="store_true", help="stop at the first file that fails")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(handler=run_import_command)
@@ -67,6 +82,16 @@ def register(subparsers) -> None:
     stats.add_argument("corpus", help="corpus .jsonl written by talklike import")
     stats.add_argument("--json", action="store_true", help="print the summary as JSON")
     stats.set_defaults(handler=run_stats_command)
+
+
+def positive(value: str, flag: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise UserError(f"{flag} {value!r}: expected a positive whole number")
+    return number
 
 
 def parse_date(value: str | None, flag: str) -> float | None:
@@ -87,6 +112,7 @@ def run_import_command(args) -> int:
     from training.import_report import render, summarize
     from training.importers.base import ImportOptions
     from training.importers.detect import FORMATS
+    from training.importers.pseudonyms import PseudonymKey
 
     aliases: dict[str, str] = {}
     for spec in args.alias:
@@ -98,8 +124,11 @@ def run_import_command(args) -> int:
         since=parse_date(args.since, "--since"),
         until=parse_date(args.until, "--until"),
         scrub=not args.no_scrub,
+        max_chars=positive(args.max_message_chars, "--max-message-chars"),
         strict=args.strict,
-        options=ImportOptions(author=args.author, day_first={"auto": None, "yes": True, "no": False}[args.day_first]),
+        limits=InputLimits(max_bytes=positive(args.max_file_mb, "--max-file-mb") << 20),
+        options=ImportOptions(author=args.author, day_first={"auto": None, "yes": True, "no": False}[args.day_first],
+                              pseudonym_key=PseudonymKey(args.pseudonym_key_file)),
     )
     if settings.since is not None and settings.until is not None and settings.since >= settings.until:
         raise UserError("--since must be before --until")
@@ -119,9 +148,10 @@ def run_import_command(args) -> int:
     if args.json:
         summary["output"] = args.output if result.messages else None
         summary["ignored"] = dict(result.ignored)
+        summary["not_followed"] = [{"path": link.path, "target": link.target} for link in result.not_followed]
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
-        print(render(summary, result.ignored))
+        print(render(summary, result.ignored, not_followed=result.not_followed))
         if result.messages:
             print(f"wrote {args.output}")
     if not result.messages:

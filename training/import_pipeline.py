@@ -17,8 +17,8 @@ from talklike.errors import UserError
 from training.corpus import Message
 from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile, paused_gc
 from training.importers.detect import detect
-from training.importers.sources import Candidate, iter_candidates
-from training.pii import scrub
+from training.importers.sources import Candidate, InputLimits, NotFollowed, iter_candidates
+from training.pii import MAX_CHARS, scrub_counted
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ class ImportSettings:
     since: float | None = None
     until: float | None = None
     scrub: bool = True
+    max_chars: int = MAX_CHARS  # longer messages are cut to this length before scrubbing
     strict: bool = False
+    limits: InputLimits = field(default_factory=InputLimits)
     options: ImportOptions = field(default_factory=ImportOptions)
 
 
@@ -42,6 +44,7 @@ class ImportResult:
     messages: list[Message]
     files: list[FileReport]
     ignored: Counter  # input path -> files inside it that hold no chat (profile data, media, ...)
+    not_followed: list[NotFollowed] = field(default_factory=list)  # symlinks leading out of a folder
 
     @property
     def failed(self) -> list[FileReport]:
@@ -74,8 +77,12 @@ def _run_import(paths: list[str], settings: ImportSettings, on_file: Callable[[C
     # conversation -> messages, in first-seen order; sorted by time once all files are read
     conversations: dict[str, list[Message]] = {}
     seen: dict[tuple, int] = {}  # message identity -> index of the file it came from (cross-file dedupe)
+    not_followed: list[NotFollowed] = []
 
-    for item in iter_candidates(paths):
+    for item in iter_candidates(paths, settings.limits):
+        if isinstance(item, NotFollowed):
+            not_followed.append(item)
+            continue
         if isinstance(item, tuple):
             path, error = item
             report = FileReport(path=path, error=error)
@@ -98,7 +105,7 @@ def _run_import(paths: list[str], settings: ImportSettings, on_file: Callable[[C
         if all(message.timestamp is not None for message in group):
             group.sort(key=lambda message: message.timestamp)  # stable: ties keep file order
         messages.extend(group)
-    return ImportResult(messages, files, ignored)
+    return ImportResult(messages, files, ignored, not_followed)
 
 
 def _import_file(
@@ -115,6 +122,9 @@ def _import_file(
     except OSError as err:
         report.error = f"cannot read ({err.strerror or err})"
         return report
+    except ParseError as err:
+        report.error = str(err)
+        return report
     importer = detect(head, settings.options.author)
     if importer is None:
         if not candidate.explicit:
@@ -124,21 +134,27 @@ def _import_file(
     report.format = importer.FORMAT
     try:
         source = SourceFile(candidate.path, candidate.read_all())
-        kept: list[Message] = []
+        kept: list[tuple[Message, bool, list[str]]] = []  # with: cut to the cap?, the kinds scrubbed
         for message in importer.parse(source, report, settings.options):
             reason = _filter(message, settings)
             if reason:
                 report.skip(reason)
                 continue
+            cut, masked = _scrub(message, settings) if settings.scrub and message.text else _UNTOUCHED
             identity = (message.conversation, message.author, message.timestamp, message.kind, message.text)
             if message.timestamp is not None:
                 first = seen.setdefault(identity, file_index)
                 if first != file_index:
                     report.skip("duplicate of another input")
                     continue
-            kept.append(message)
+            kept.append((message, cut, masked))
     except ParseError as err:
         report.error = str(err)
+        return report
+    except UserError:
+        raise  # not about this file (the pseudonym key): the import stops, nothing is written
+    except OSError as err:
+        report.error = f"cannot read ({err.strerror or err})"
         return report
     except (RecursionError, MemoryError) as err:
         report.error = f"cannot parse ({type(err).__name__})"
@@ -148,14 +164,30 @@ def _import_file(
         report.error = f"internal error while parsing ({type(err).__name__}: {err}); please report it"
         return report
     # A file counts only once it parsed completely: a half-read file adds nothing to the corpus.
-    for message in kept:
+    for message, cut, masked in kept:
         report.count(message)
+        report.cut += cut
+        if masked:
+            report.masked.update(masked)
         conversations.setdefault(message.conversation, []).append(message)
     return report
 
 
+_UNTOUCHED: tuple[bool, list[str]] = (False, [])
+
+
+def _scrub(message: Message, settings: ImportSettings) -> tuple[bool, list[str]]:
+    """Scrub the message's text in place, cut to the length cap first (a pasted log, a spam wall: no chat
+    message is that long); whether it was cut, and the kind of each identifier masked."""
+    cut = len(message.text) > settings.max_chars
+    if cut:
+        message.text = message.text[: settings.max_chars]
+    message.text, kinds = scrub_counted(message.text)
+    return cut, kinds
+
+
 def _filter(message: Message, settings: ImportSettings) -> str | None:
-    """Apply aliases and scrubbing in place; return the reason to drop the message, if any."""
+    """Apply aliases in place; return the reason to drop the message, if any."""
     original = message.author
     alias = settings.aliases.get(original) or (settings.aliases.get(message.author_id) if message.author_id else None)
     if alias:
@@ -173,8 +205,6 @@ def _filter(message: Message, settings: ImportSettings) -> str | None:
             return "before --since"
         if settings.until is not None and message.timestamp >= settings.until:
             return "after --until"
-    if settings.scrub and message.text:
-        message.text = scrub(message.text)
     return None
 
 

@@ -28,6 +28,9 @@ def summarize(messages: Iterable[Message], files: list[FileReport]) -> dict:
             first = message.timestamp if first is None else min(first, message.timestamp)
             last = message.timestamp if last is None else max(last, message.timestamp)
     authors_sorted = sorted(by_author, key=lambda name: (-by_author[name], name))
+    masked: Counter = Counter()
+    for report in files:
+        masked.update(report.masked)
     return {
         "messages": sum(by_author.values()),
         "media": sum(media.values()),
@@ -38,11 +41,14 @@ def summarize(messages: Iterable[Message], files: list[FileReport]) -> dict:
         "conversation_messages": dict(sorted(conversations.items(), key=lambda kv: (-kv[1], kv[0]))),
         "first_timestamp": first,
         "last_timestamp": last,
+        "masked": dict(masked.most_common()),  # identifiers scrubbed, by kind
+        "cut_to_length": sum(report.cut for report in files),
         "files": [report.to_json() for report in files],
     }
 
 
-def render(summary: dict, ignored: dict | None = None, conversations: bool = False) -> str:
+def render(summary: dict, ignored: dict | None = None, conversations: bool = False,
+           not_followed: list | None = None) -> str:
     """A plain-text report: files, skipped reasons, authors (and with `conversations`, every conversation
     key with its message count)."""
     lines: list[str] = []
@@ -66,12 +72,18 @@ def render(summary: dict, ignored: dict | None = None, conversations: bool = Fal
         if reasons:
             lines.append("")
             lines.append("skipped: " + ", ".join(f"{reason} {count}" for reason, count in reasons.most_common()))
+    if summary.get("masked"):
+        lines.append("masked: " + ", ".join(f"{kind} {count}" for kind, count in summary["masked"].items()))
+    if summary.get("cut_to_length"):
+        lines.append(f"cut to the length cap before scrubbing: {summary['cut_to_length']} message(s)")
     failed = [f for f in files if f.get("error")]
     if failed:
         lines.append("")
         lines.extend(f"error: {f['path']}: {f['error']}" for f in failed)
     for root, count in (ignored or {}).items():
         lines.append(f"ignored {count} file(s) in {root} that hold no chat messages (profile data, media, ...)")
+    for link in not_followed or ():
+        lines.append(f"not followed: {link.path} (a symlink to {link.target}, outside the input)")
     if summary["authors"]:
         lines.append("")
         name_width = min(max(len(name) for name in summary["authors"]), 40)

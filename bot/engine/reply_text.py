@@ -1,10 +1,8 @@
-"""Cleaning a sampled reply: cutting a runaway at a word boundary, cutting before a memorized span."""
+"""Cleaning a sampled reply: cutting a runaway at a word boundary, cutting before a memorized span or message."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from model.guard import MemorizationGuard, window_hashes
+from model.guard import MemorizationGuard
 
 
 def cut_runaway(text: str) -> str:
@@ -14,17 +12,13 @@ def cut_runaway(text: str) -> str:
 
 
 def memorized_start(guard: MemorizationGuard, text: str) -> int | None:
-    """Where the first verbatim training span of `text` begins, or None if there is none."""
-    if len(guard) == 0 or len(text) < guard.n:
-        return None
-    probe = window_hashes(text, guard.n)  # one hash per window start
-    pos = np.searchsorted(guard.hashes, probe).clip(max=len(guard.hashes) - 1)
-    hits = np.flatnonzero(guard.hashes[pos] == probe)
-    return int(hits[0]) if hits.size else None
+    """Where the first verbatim training span, or whole training message (case and spacing aside), of
+    `text` begins, or None if there is none."""
+    return guard.memorized_start(text)
 
 
 def cut_before_memorized(guard: MemorizationGuard, text: str) -> str:
-    """`text` up to the last word boundary before its first memorized span (maybe empty)."""
+    """`text` up to the last word boundary before its first memorized span or message (maybe empty)."""
     start = memorized_start(guard, text)
     if start is None:
         return text

@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -69,6 +69,9 @@ class ImportOptions:
 
     author: str | None = None  # the author of plain-text files (one message per line)
     day_first: bool | None = None  # WhatsApp: force the date order instead of inferring it per file
+    # WhatsApp: the key of the phone-number pseudonyms, asked for once per file (see importers/pseudonyms.py);
+    # None: a random key for this process, so names are stable within one import only
+    pseudonym_key: Callable[[], bytes] | None = None
 
 
 @dataclass
@@ -80,6 +83,8 @@ class FileReport:
     messages: int = 0  # text messages
     media: int = 0  # non-text messages kept with their kind
     skipped: Counter = field(default_factory=Counter)  # reason -> count
+    masked: Counter = field(default_factory=Counter)  # kind of identifier scrubbed ("phone", "url", ...) -> count
+    cut: int = 0  # messages cut to the length cap before scrubbing
     conversations: set = field(default_factory=set)
     error: str | None = None
 
@@ -102,6 +107,8 @@ class FileReport:
             "messages": self.messages,
             "media": self.media,
             "skipped": dict(sorted(self.skipped.items())),
+            "masked": dict(sorted(self.masked.items())),
+            "cut_to_length": self.cut,
         }
         if self.error:
             out["error"] = self.error

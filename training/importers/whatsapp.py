@@ -16,14 +16,14 @@ Times are local wall-clock times without a zone; they are read as if they were U
 is March or June is decided per file and per header style from the values themselves (a first field
 above 12 means day first, a second field above 12 means month first), else by the style's custom.
 
-Privacy: senders known only by phone number become "Contact <hash>" (the number itself never reaches
-the corpus, not even inside a conversation key or an @mention); system lines are dropped.
+Privacy: senders known only by phone number become "Contact <keyed hash>" (see `pseudonyms`: the number
+itself never reaches the corpus, not even inside a conversation key or an @mention, and without the key
+nobody can tell which number a pseudonym stands for); system lines are dropped.
 """
 
 from __future__ import annotations
 
 import calendar
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -31,6 +31,7 @@ from datetime import date
 
 from training.corpus import Message
 from training.importers.base import FileReport, ImportOptions, SourceFile, paused_gc
+from training.importers.pseudonyms import Key, pseudonym
 
 FORMAT = "whatsapp"
 PLATFORM = "whatsapp"
@@ -152,30 +153,25 @@ def sniff(head: str) -> bool:
     return False
 
 
-def pseudonym(phone: str) -> str:
-    """A stable stand-in for a phone number: "Contact " and 6 hex digits of the SHA-256 of its digits."""
-    digits = "".join(char for char in phone if char.isdigit())
-    return "Contact " + hashlib.sha256(digits.encode()).hexdigest()[:6]
-
-
-def clean_name(raw: str) -> str:
-    """A sender or chat name without direction marks, no-break spaces, "~ " prefix or phone number."""
+def clean_name(raw: str, key: Key = None) -> str:
+    """A sender or chat name without direction marks, no-break spaces, "~ " prefix or phone number (a
+    phone number becomes its pseudonym under `key`)."""
     name = raw.translate(_NAME_CLEAN).strip()
     if name.startswith("~"):
         name = name[1:].strip()
     if _PHONE_NAME.fullmatch(name) and sum(char.isdigit() for char in name) >= 6:
-        return pseudonym(name)
+        return pseudonym(name, key)
     if _PHONE_IN_NAME.search(name):  # "Plumber 0171 2345678": the number goes, the word stays
-        name = _PHONE_IN_NAME.sub(_number_in_name, name)
+        name = _PHONE_IN_NAME.sub(lambda match: _number_in_name(match, key), name)
     return name
 
 
-def _number_in_name(match: re.Match) -> str:
+def _number_in_name(match: re.Match, key: Key) -> str:
     number = match.group(0)
-    return pseudonym(number) if sum(char.isdigit() for char in number) >= 7 else number
+    return pseudonym(number, key) if sum(char.isdigit() for char in number) >= 7 else number
 
 
-def chat_name(path: str) -> str:
+def chat_name(path: str, key: Key = None) -> str:
     """The conversation's name from the file name: "WhatsApp Chat with Bob.txt" or "...Bob.zip!_chat.txt"."""
     parts = [part for part in path.replace("\\", "/").split("!") if part]
     stem = os.path.splitext(os.path.basename(parts[-1]))[0] if parts else ""
@@ -185,7 +181,7 @@ def chat_name(path: str) -> str:
             stem = os.path.splitext(os.path.basename(parts[-2]))[0]
         elif parts:
             stem = os.path.basename(os.path.dirname(parts[-1])) or stem
-    name = clean_name(_FILE_PREFIXES.sub("", stem.translate(_NAME_CLEAN)).strip())
+    name = clean_name(_FILE_PREFIXES.sub("", stem.translate(_NAME_CLEAN)).strip(), key)
     return name or "chat"
 
 
@@ -194,24 +190,26 @@ def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Ite
     text = source.text()
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    conversation = f"{PLATFORM}:{chat_name(source.path)}"
+    key = options.pseudonym_key  # fetched (or created) only when a phone number needs a pseudonym
+    conversation = f"{PLATFORM}:{chat_name(source.path, key)}"
     with paused_gc():  # a message per line, none freed: see paused_gc
-        messages, dates, seconds, stats, names, midnights = _read(text, conversation, report, options.day_first)
+        messages, dates, seconds, stats, names, midnights = _read(text, conversation, report, options.day_first, key)
 
     if midnights.changed:  # a date late in the file settled the order: redo the times read before it
         days = midnights.days
         for message, key, second in zip(messages, dates, seconds, strict=True):
             day = days[key]
             message.timestamp = None if day is None or second is None else float(day + second)
-    colon_names = {names[raw]: clean_name(f"{raw}: {state[0]}") for raw, state in stats.items()
+    colon_names = {names[raw]: clean_name(f"{raw}: {state[0]}", key) for raw, state in stats.items()
                    if state is not _MIXED and state[1] >= 3 and raw in names}
     if colon_names:
         messages = [message for message in messages
-                    if message.author not in colon_names or _rename(message, colon_names[message.author], report)]
+                    if message.author not in colon_names
+                    or _rename(message, colon_names[message.author], report, key)]
     yield from messages
 
 
-def _read(text: str, conversation: str, report: FileReport, day_first: bool | None) -> tuple:
+def _read(text: str, conversation: str, report: FileReport, day_first: bool | None, key: Key) -> tuple:
     """Messages with their date texts and seconds into the day (to redo the times if the date order
     changes midway), the sender statistics that reveal names holding ": ", and the dates seen."""
     midnights = _Calendar(day_first)
@@ -238,7 +236,7 @@ def _read(text: str, conversation: str, report: FileReport, day_first: bool | No
             state = stats.get(raw_name)
             if state is not _MIXED:
                 _track(stats, raw_name, state, body)
-            kind, body = _classify(body)
+            kind, body = _classify(body, key)
             if kind is None:
                 report.skip(body)  # the reason
                 continue
@@ -247,11 +245,11 @@ def _read(text: str, conversation: str, report: FileReport, day_first: bool | No
                 continue
             author = names.get(raw_name)
             if author is None:
-                author = names[raw_name] = clean_name(raw_name) or "Unknown"
-            key = time_text if half is None else time_text + half
-            second = times.get(key, -1)
+                author = names[raw_name] = clean_name(raw_name, key) or "Unknown"
+            time_key = time_text if half is None else time_text + half
+            second = times.get(time_key, -1)
             if second == -1:
-                second = times[key] = _seconds(time_text, half)
+                second = times[time_key] = _seconds(time_text, half)
             if bracket is not None:
                 date_text = "[" + date_text
             day = days.get(date_text, -1)  # midnights are multiples of 86400: never -1
@@ -296,9 +294,9 @@ def _track(stats: dict, name: str, state: object, body: str) -> None:
         stats[name] = (segment, 1 if state is None else state[1] + 1)
 
 
-def _rename(message: Message, author: str, report: FileReport) -> bool:
+def _rename(message: Message, author: str, report: FileReport, key: Key) -> bool:
     """Move the rest of a ":"-holding name from the text to the author; False if nothing is left to keep."""
-    kind, text = _classify(message.text.partition(": ")[2])
+    kind, text = _classify(message.text.partition(": ")[2], key)
     message.author = author
     if kind is None or (kind == "text" and not text):
         report.skip(text if kind is None else "empty")
@@ -391,17 +389,18 @@ class _Calendar:
 _EPOCH = date(1970, 1, 1).toordinal()
 
 
-def _classify(body: str) -> tuple[str | None, str]:
+def _classify(body: str, key: Key = None) -> tuple[str | None, str]:
     """(kind, text) for a message body, or (None, reason) when it is not kept."""
     if not body.isascii():
         if body.startswith("\u200e"):
-            return _marked(body)
+            return _marked(body, key)
         if "@" in body:
-            body = _MENTION.sub(_mention, body)  # before cleaning: isolates mark where a mention ends
+            # before cleaning: isolates mark where a mention ends
+            body = _MENTION.sub(lambda match: _mention(match, key), body)
         if _TEXT_MARKS.search(body):
             body = body.translate(_TEXT_CLEAN)
     elif "@" in body:
-        body = _MENTION.sub(_mention, body)
+        body = _MENTION.sub(lambda match: _mention(match, key), body)
     body = body.strip()
     # Cheap tests first: most bodies are plain speech and skip everything below.
     exact = _EXACT.get(body)
@@ -438,21 +437,21 @@ def _classify(body: str) -> tuple[str | None, str]:
     return "text", body
 
 
-def _marked(body: str) -> tuple[str | None, str]:
+def _marked(body: str, key: Key) -> tuple[str | None, str]:
     """An iOS body that begins with U+200E: media, a deletion, or a system line; never speech."""
     cleaned = body.translate(_TEXT_CLEAN)
-    kind, text = _classify(cleaned)
+    kind, text = _classify(cleaned, key)
     if kind is None or kind != "text":
         return kind, text
     return None, "system"
 
 
-def _mention(match: re.Match) -> str:
+def _mention(match: re.Match, key: Key) -> str:
     """A mention of a phone number becomes the number's pseudonym; a mention of a name stays."""
     isolated, number = match.groups()
     if number is not None:
-        return "@" + pseudonym(number)
-    name = clean_name(isolated)
+        return "@" + pseudonym(number, key)
+    name = clean_name(isolated, key)
     return "@" + name if name else match.group(0)
 
 
