@@ -189,3 +189,8 @@ def test_talklike_serve_explains_a_busy_port(tiny_artifact, tmp_path):
                                "--store", "memory://"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_settings_of_other_commands_do_not_stop_the_server():
+    # `talklike import` reads TALKLIKE_PSEUDONYM_KEY; one environment may serve both commands.
+    assert AppConfig.from_env({"TALKLIKE_PSEUDONYM_KEY": "k" * 32}).model is None

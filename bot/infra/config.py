@@ -27,6 +27,10 @@ SWITCHES = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false
 NUMBERS = {"model_max_bytes": (int, lambda v: v >= 1024), "retention_days": (float, lambda v: 0 < v <= 36500)}
 
 
+# TALKLIKE_ variables that other commands read (the server ignores them, rather than calling them unknown).
+OTHER_COMMANDS_SETTINGS = {"TALKLIKE_PSEUDONYM_KEY"}  # `talklike import`: keys WhatsApp phone pseudonyms
+
+
 class ConfigError(UserError):
     """A setting is missing, malformed or contradicts another; the message names the variable."""
 
@@ -95,7 +99,8 @@ class AppConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppConfig:
         """Read and check every setting; ConfigError names the first bad variable."""
         env = os.environ if env is None else env
-        unknown = sorted(k for k in env if k.startswith("TALKLIKE_") and k not in cls.ENV.values())
+        unknown = sorted(k for k in env if k.startswith("TALKLIKE_") and k not in cls.ENV.values()
+                         and k not in OTHER_COMMANDS_SETTINGS)
         if unknown:
             raise ConfigError(f"unknown setting {unknown[0]} (known: {', '.join(sorted(v for v in cls.ENV.values() if v.startswith('TALKLIKE_')))})")
         values: dict[str, object] = {}
