@@ -19,20 +19,19 @@ import random
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from bot.engine.batching import BatchWorker
 from bot.engine.errors import EmptyMessage, EngineError, EngineTimeout, UnknownConversation, UnknownPersona
 from bot.engine.jobs import FeedResult, GenerateResult, Job
+from bot.engine.memory import Memory
 from bot.engine.reply_text import cut_before_memorized, cut_runaway
 from bot.engine.settings import SamplingSettings, SettingsError
-from bot.infra.stores import ConversationRecord, Store, StoreError, open_store
-from bot.infra.stores.base import DAY_S, DEFAULT_LOCK_LEASE, DEFAULT_RETENTION_DAYS
+from bot.infra.stores import Store, StoreError, open_store
+from bot.infra.stores.base import DAY_S, DEFAULT_RETENTION_DAYS
 from model.artifact import Artifact, load_artifact
 from model.stream import DEFAULT_SESSION_GAP, encode_message
 from model.vocab import AuthorTable, Vocabulary
-from talklike.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,9 @@ class Engine:
         self.store = store or open_store(self.config.store_url, retention=self.config.retention)
         module = self.artifact.module
         h0, _ = module.init_state(1)
-        self._shape = tuple(h0.shape)  # (L, 1, H)
+        self.memory = Memory(self.store, self.authors, tuple(h0.shape), timeout=self.config.timeout,
+                             session_gap=self.session_gap, transcript_len=self.config.transcript_len,
+                             transcript_prefixes=self.config.transcript_prefixes)
         self.worker = BatchWorker(module, self.vocab, self.config.max_queue, self.config.max_batch,
                                   self.config.onednn, fast_step=self.config.fast_step)
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -120,12 +121,13 @@ class Engine:
             return False
         now = time.time() if timestamp is None else timestamp
         deadline = time.monotonic() + self.config.timeout
-        with self._lock(conversation):
-            record = self.store.get(conversation) or ConversationRecord()
-            h, c = self._state(record)
-            chars, authors = encode_message(self.vocab, self._author_id(author), text, self._session(record, now))
+        with self.memory.lock(conversation):
+            record = self.memory.load(conversation)
+            h, c = self.memory.state(record)
+            session = self.memory.opens_session(record, now)
+            chars, authors = encode_message(self.vocab, self._author_id(author), text, session)
             result = self._wait(self.worker.submit(Job("feed", chars, authors, h, c, deadline)), deadline)
-            self._save(conversation, record, result.h, result.c, result.speaker, [(author, text, sender)], now)
+            self.memory.save(conversation, record, result.h, result.c, result.speaker, [(author, text, sender)], now)
         return True
 
     def sample(self, persona: str, n: int = 1, prime: str = "", *, settings: dict | None = None,
@@ -140,7 +142,7 @@ class Engine:
         if len(prefix) >= options.max_chars:
             raise SettingsError(f"the prime ({len(prefix)} characters) must be shorter than max_chars ({options.max_chars})")
         deadline = time.monotonic() + self.config.timeout
-        h, c = self._zeros()
+        h, c = self.memory.zeros()
         rngs = [random.Random(None if seed is None else seed + i) for i in range(n)]
         futures = [self._start([Vocabulary.SESSION], [pid], h, c, pid, prefix, options, rng, deadline) for rng in rngs]
         return [self._complete(f, pid, prime, prefix, options, rng, deadline, refeed=False)[0]
@@ -149,49 +151,26 @@ class Engine:
     def reset(self, conversation: str) -> bool:
         """Start the conversation over (state and transcript cleared; persona and settings kept);
         False if nothing was stored."""
-        with self._lock(conversation):
-            record = self.store.get(conversation)
-            if record is None:
-                return False
-            self.store.put(conversation, ConversationRecord(persona=record.persona, settings=record.settings,
-                                                            disclosed=record.disclosed))
-        return True
+        return self.memory.reset(conversation)
 
     def mark_disclosed(self, conversation: str) -> bool:
         """Note that the conversation was told it talks to a model; True the first time (then tell it)."""
-        with self._lock(conversation):
-            record = self.store.get(conversation) or ConversationRecord()
-            if record.disclosed:
-                return False
-            record.disclosed = True
-            self.store.put(conversation, record)
-        return True
+        return self.memory.mark_disclosed(conversation)
 
     def forget(self, conversation: str) -> bool:
         """Delete everything stored about the conversation; False if nothing was stored."""
-        with self._lock(conversation):
-            return self.store.delete(conversation)
+        return self.memory.forget(conversation)
 
     def forget_sender(self, sender: str, prefix: str) -> int:
-        """Take `sender`'s messages out of every kept transcript of the conversations whose keys start with
-        `prefix` (a person forgetting themselves in the groups they wrote in); how many changed."""
-        changed = 0
-        for conversation in self.store.keys(prefix):
-            with self._lock(conversation):
-                record = self.store.get(conversation)
-                if record is None or not any(m.get("sender") == sender for m in record.transcript):
-                    continue
-                record.transcript = [m for m in record.transcript if m.get("sender") != sender]
-                self.store.put(conversation, record)
-                changed += 1
-        return changed
+        """Take `sender`'s messages out of the kept transcripts of conversations under `prefix`."""
+        return self.memory.forget_sender(sender, prefix)
 
     def configure(self, conversation: str, persona: str | None = None, **settings) -> None:
         """Set the conversation's persona and/or sampling settings (e.g. temperature=0.5) for later replies."""
         if persona is not None:
             self._persona_id(persona)
-        with self._lock(conversation):
-            record = self.store.get(conversation) or ConversationRecord()
+        with self.memory.lock(conversation):
+            record = self.memory.load(conversation)
             merged = {**record.settings, **{k: v for k, v in settings.items() if v is not None}}
             checked = self.config.settings.updated(merged)  # validate now, not at the next reply
             if "temperature" in settings and checked.temperature < self.config.min_temperature:
@@ -203,27 +182,18 @@ class Engine:
 
     def chosen(self, conversation: str) -> tuple[str | None, dict]:
         """The persona and sampling settings chosen for the conversation (None and {} if never chosen)."""
-        record = self.store.get(_key(conversation))
-        return (None, {}) if record is None else (record.persona, dict(record.settings))
+        return self.memory.chosen(conversation)
 
     def move(self, conversation: str, to: str) -> bool:
         """Carry a conversation over to a new key (a group that got a new id); False if nothing was stored."""
-        with self._lock(conversation):
-            record = self.store.get(conversation)
-            if record is None:
-                return False
-            with self._lock(to):
-                self.store.put(to, record)
-            self.store.delete(conversation)
-        return True
+        return self.memory.move(conversation, to)
 
     def next_speaker(self, conversation: str) -> list[tuple[str, float]]:
         """Who is likely to write next: (name, probability) for every author, most likely first."""
-        record = self.store.get(_key(conversation))
-        if record is None or record.speaker is None or record.speaker.shape != (len(self.authors),):
+        odds = self.memory.speaker_odds(conversation)
+        if odds is None:
             raise UnknownConversation(f"conversation {conversation!r} has no messages yet")
-        probs = record.speaker.tolist()
-        return sorted(((self.authors.name_of(i), p) for i, p in enumerate(probs)), key=lambda x: -x[1])
+        return sorted(((self.authors.name_of(i), p) for i, p in enumerate(odds.tolist())), key=lambda x: -x[1])
 
     def who(self, text: str, context: list[tuple[str | None, str]] | None = None, top: int = 10,
             with_turns: bool = True) -> list[tuple[str, float, float]]:
@@ -260,9 +230,8 @@ class Engine:
                 "store_status": store, "engine": "running" if self.worker_alive() else "stopped"}
 
     def transcript(self, conversation: str) -> list[dict]:
-        """The last few messages of the conversation ({"author", "text", "ts"}), oldest first."""
-        record = self.store.get(_key(conversation))
-        return [] if record is None else record.transcript
+        """The last few messages kept of the conversation ({"author", "text", "ts"}), oldest first."""
+        return self.memory.transcript(conversation)
 
     async def in_thread(self, fn, *args, **kwargs):
         """`fn(*args, **kwargs)` for asyncio callers: on the engine's own threads (as many as requests may
@@ -303,15 +272,15 @@ class Engine:
         if deadline <= time.monotonic():
             raise EngineTimeout(f"the request took longer than its {self.config.timeout:g} s")
         rng = random.Random(seed)
-        with self._lock(conversation):
-            record = self.store.get(conversation) or ConversationRecord()
+        with self.memory.lock(conversation):
+            record = self.memory.load(conversation)
             persona = persona or record.persona
             if persona is None:
                 raise UnknownPersona(f"no persona chosen; choose from: {', '.join(self.personas)}")
             pid = self._persona_id(persona)
             options = self._floored(self.config.settings.updated(record.settings).updated(settings))
-            h, c = self._state(record)
-            session = self._session(record, now)
+            h, c = self.memory.state(record)
+            session = self.memory.opens_session(record, now)
             if incoming is not None:
                 chars, authors = encode_message(self.vocab, self._author_id(incoming[0]), incoming[1], session)
             else:  # the persona opens or continues the conversation itself
@@ -320,7 +289,7 @@ class Engine:
             text, h, c, speaker = self._complete(future, pid, "", [], options, rng, deadline, refeed=True)
             messages = ([incoming] if incoming is not None else []) + [(persona, text, None)]
             record.persona = persona
-            self._save(conversation, record, h, c, speaker, messages, now)
+            self.memory.save(conversation, record, h, c, speaker, messages, now)
         return text
 
     def _start(self, chars, authors, h, c, pid, prefix, options, rng, deadline) -> concurrent.futures.Future:
@@ -362,11 +331,6 @@ class Engine:
         return final, fed.h, fed.c, fed.speaker
 
     # -- helpers ------------------------------------------------------------------------------------
-    def _lock(self, conversation: str):
-        """The conversation's store lock; its lease outlasts any request, so only a crash frees it early."""
-        return self.store.lock(_key(conversation), timeout=self.config.timeout,
-                               lease=max(DEFAULT_LOCK_LEASE, 4 * self.config.timeout))
-
     def _wait(self, future: concurrent.futures.Future, deadline: float):
         try:
             return future.result(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
@@ -379,10 +343,6 @@ class Engine:
         if options.temperature >= self.config.min_temperature:
             return options
         return options.updated(temperature=self.config.min_temperature)
-
-    def keeps_transcript(self, conversation: str) -> bool:
-        prefixes = self.config.transcript_prefixes
-        return prefixes is None or conversation.startswith(prefixes)
 
     def _memorized(self, text: str) -> bool:
         return self.guard is not None and self.guard.contains_memorized(text)
@@ -406,49 +366,6 @@ class Engine:
             raise EmptyMessage(f"a message must be text, got {type(text).__name__}")
         return text[-self.config.max_message_chars :]
 
-    def _zeros(self):
-        return np.zeros(self._shape, dtype=np.float32), np.zeros(self._shape, dtype=np.float32)
-
-    def _state(self, record: ConversationRecord):
-        """(h, c), each (L, 1, H), from a stored record; zeros for a new conversation."""
-        if record.state is None:
-            return self._zeros()
-        if record.state.shape != (2, self._shape[0], self._shape[2]):
-            log.warning("stored state does not fit this model (another artifact?); starting the conversation over")
-            record.last_timestamp = None
-            return self._zeros()
-        state = np.array(record.state, dtype=np.float32)  # (2, L, H)
-        return state[0][:, None].copy(), state[1][:, None].copy()
-
-    def _session(self, record: ConversationRecord, now: float) -> bool:
-        """Does the next message open a session (new conversation, or back after a long silence)?"""
-        if record.state is None or record.last_timestamp is None:
-            return True
-        return now - record.last_timestamp > self.session_gap
-
-    def _save(self, conversation, record: ConversationRecord, h, c, speaker, messages, now: float) -> None:
-        record.state = np.stack([h[:, 0], c[:, 0]]).astype(np.float32)  # (2, L, H)
-        if speaker is not None:
-            e = np.exp(speaker - speaker.max())
-            record.speaker = (e / e.sum()).astype(np.float32)  # (A,): the next-speaker probabilities
-        if self.keeps_transcript(conversation):
-            for author, text, sender in messages:
-                entry = {"author": author or self.authors.name_of(0), "text": text, "ts": now}
-                if sender is not None:
-                    entry["sender"] = sender
-                record.transcript.append(entry)
-            record.transcript = record.transcript[-self.config.transcript_len :]
-        else:
-            record.transcript = []
-        record.last_timestamp = now
-        record.messages += len(messages)
-        self.store.put(conversation, record)
-
-
-def _key(conversation: str) -> str:
-    if not isinstance(conversation, str) or not conversation or len(conversation) > 512:
-        raise UserError("a conversation key must be a non-empty string of at most 512 characters")
-    return conversation
 
 
 __all__ = ["Engine", "EngineConfig", "EngineError", "EmptyMessage", "UnknownConversation", "UnknownPersona"]
