@@ -147,11 +147,7 @@ def chat():
 @console.post("/api/reset")
 def reset():
     """Start the conversation over (its persona and temperature are kept)."""
-    body = v.json_body(request)
-    key = v.conversation_key(body.get("conversation"))
-    said = _done(_conversations().reset(key))
-    log.info("console reset", extra={"conversation": key, "existed": said.existed})
-    return jsonify(conversation=body["conversation"], reset=said.existed)
+    return _clear("reset", "reset")
 
 
 @console.post("/api/who")
@@ -170,11 +166,16 @@ def who():
 @console.post("/api/forget")
 def forget():
     """Delete everything kept about the conversation: its memory, transcript, persona and temperature."""
+    return _clear("forget", "forgotten")
+
+
+def _clear(action: str, answer: str):
+    """Reset or forget the request's conversation; `answer` names whether there was anything to clear."""
     body = v.json_body(request)
     key = v.conversation_key(body.get("conversation"))
-    said = _done(_conversations().forget(key))
-    log.info("console forget", extra={"conversation": key, "existed": said.existed})
-    return jsonify(conversation=body["conversation"], forgotten=said.existed)
+    said = _done(getattr(_conversations(), action)(key))
+    log.info(f"console {action}", extra={"conversation": key, "existed": said.existed})
+    return jsonify(conversation=body["conversation"], **{answer: said.existed})
 
 
 @console.post("/api/simulate")
