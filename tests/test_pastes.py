@@ -101,6 +101,21 @@ def test_pastes_are_kept_in_place_counted_by_reason_and_not_read(tmp_path, capsy
     assert len(spoken(messages)) == 57
 
 
+def test_a_transcript_pasted_into_a_whatsapp_message_is_one_paste_and_no_author(tmp_path, capsys):
+    source = tmp_path / "WhatsApp Chat with Revati.txt"
+    source.write_text("08/01/2020, 22:22 - Revati: I ended it and then this happened\n"
+                      "08/01/2020, 22:22 - Jenit: [19/12/2019, 08:00] Anushka: he was saying weird stuff\n"
+                      "[19/12/2019, 08:00] Jenit: Hitting on you\n"
+                      "[19/12/2019, 08:01] Anushka: Idk i def got a vibe\n"
+                      "[19/12/2019, 08:02] Anushka: yes\n"
+                      "08/01/2020, 22:25 - Revati: don't reply to him\n", encoding="utf-8")
+    code, report = import_json(capsys, source, "-o", tmp_path / "c.jsonl")
+    assert code == 0
+    assert report["authors"] == {"Revati": 2}  # Jenit only pasted; Anushka is only named in the paste
+    assert report["set_aside"] == {TRANSCRIPT: 1}
+    assert report["files"][0]["skipped"] == {"header line inside a message (pasted)": 3}
+
+
 def test_the_text_report_names_what_was_set_aside(tmp_path, capsys):
     source = tmp_path / "chat.csv"
     source.write_text(csv_corpus([("Ada", "hi"), ("Bob", CODE)]), encoding="utf-8")
