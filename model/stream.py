@@ -11,10 +11,16 @@ from model.vocab import Vocabulary
 
 DEFAULT_SESSION_GAP = 6 * 3600.0  # seconds of silence after which a conversation counts as resumed
 TEXT_KIND = "text"
+# Kinds whose text is not the author's own words: a shared link's preview, a forwarded message, a bot's post,
+# a pasted document or transcript. The corpus keeps them in place (training/corpus.py); the model never reads
+# them as the author's speech, neither in training nor in the scored held-out text.
+NOT_OWN_WORDS = frozenset({"link", "forward", "via_bot", "paste"})
 
 
 def message_text(kind: str, text: str) -> str | None:
     """What a message contributes to the stream: spoken text, or a media caption; None to skip it."""
+    if kind in NOT_OWN_WORDS:
+        return None
     # A photo or sticker without a caption says nothing the model could learn to write.
     return text if text.strip() else None
 

@@ -104,16 +104,22 @@ def test_mixed_line_endings():
 
 
 def test_system_lines_are_skipped_and_counted():
-    text = (
+    android = (
         "12/28/19, 21:43 - Messages to this group are now secured with end-to-end encryption. Tap for more info.\n"
         "12/28/19, 21:43 - Ada created group \"Trip\"\n"
         "12/28/19, 21:44 - Ada: hello\n"
+    )
+    ios = (
         "[20.06.19, 15:58:57] Trip: \u200eMessages and calls are end-to-end encrypted.\n"
         "[20.06.19, 15:58:58] Ada: \u200eAda changed the group description\n"
+        "[20.06.19, 15:59:00] Ada: hello\n"
     )
-    messages, report = parse_text(text)
+    messages, report = parse_text(android)
     assert [m.text for m in messages] == ["hello"]
-    assert report.skipped["system"] == 4
+    assert report.skipped == {"system": 2}
+    messages, report = parse_text(ios)
+    assert [m.text for m in messages] == ["hello"]
+    assert report.skipped == {"system": 1, "app line: encryption notice": 1}
 
 
 def test_ios_media_with_a_sender_and_a_mark_is_media_not_speech():

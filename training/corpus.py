@@ -18,7 +18,12 @@ from talklike.errors import UserError
 TEXT = "text"
 # Non-text kinds keep their place in the conversation; their text may be empty.
 MEDIA_KINDS = ("photo", "video", "sticker", "voice", "audio", "gif", "file", "link", "call", "location", "contact", "poll")
-KINDS = (TEXT, *MEDIA_KINDS, "other")
+# Words filed under the author that are not the author's own: kept in place with their text, so the conversation
+# reads in its true order, but never read as the author's speech (model/stream.py skips them, as it skips `link`,
+# a shared page's preview). `forward`: a forwarded or saved message (someone else wrote it); `via_bot`: a post an
+# inline bot wrote; `paste`: a document or data pasted in, or a pasted transcript of another chat (training/pastes.py).
+OTHER_WORDS_KINDS = ("forward", "via_bot", "paste")
+KINDS = (TEXT, *MEDIA_KINDS, *OTHER_WORDS_KINDS, "other")
 FIELDS = ("conversation", "platform", "author", "author_id", "timestamp", "text", "kind")
 
 

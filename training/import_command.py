@@ -28,6 +28,11 @@ secret key kept outside the corpus (TALKLIKE_PSEUDONYM_KEY, else --pseudonym-key
 ~/.config/talklike/pseudonym.key, created on first use), so the same number keeps its name in every
 import made with that key. A file or zip member over --max-file-mb, or one that inflates like a zip
 bomb, is refused; symlinks leading out of a folder are not followed.
+
+Only people's own words are read as theirs: forwards, inline bots' posts and pastes (documents, data,
+other chats' transcripts: see the README for the rule) keep their place as kind forward, via_bot or
+paste, and app lines filed under a person (encryption notices, deletion and view-once placeholders, ...)
+are dropped; the report counts each under its reason. Importing a corpus applies these rules again.
 """
 
 
@@ -143,6 +148,7 @@ def run_import_command(args) -> int:
     finally:
         close_bar()
     summary = summarize(result.messages, result.files)
+    summary["paste_threshold"] = result.paste_threshold
     if result.messages:
         write_corpus(args.output, result.messages)
     if args.json:

@@ -18,6 +18,7 @@ from training.corpus import Message
 from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile, paused_gc
 from training.importers.detect import detect
 from training.importers.sources import Candidate, InputLimits, NotFollowed, iter_candidates
+from training.pastes import LONG, PasteRule
 from training.pii import MAX_CHARS, scrub_counted
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class ImportSettings:
     strict: bool = False
     limits: InputLimits = field(default_factory=InputLimits)
     options: ImportOptions = field(default_factory=ImportOptions)
+    pastes: PasteRule = field(default_factory=PasteRule)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class ImportResult:
     files: list[FileReport]
     ignored: Counter  # input path -> files inside it that hold no chat (profile data, media, ...)
     not_followed: list[NotFollowed] = field(default_factory=list)  # symlinks leading out of a folder
+    paste_threshold: int | None = None  # characters above which a message of this import was a paste by length
 
     @property
     def failed(self) -> list[FileReport]:
@@ -78,6 +81,7 @@ def _run_import(paths: list[str], settings: ImportSettings, on_file: Callable[[C
     conversations: dict[str, list[Message]] = {}
     seen: dict[tuple, int] = {}  # message identity -> index of the file it came from (cross-file dedupe)
     not_followed: list[NotFollowed] = []
+    pending: list[tuple[Message, FileReport, int, str | None]] = []  # text messages, for the paste rule
 
     for item in iter_candidates(paths, settings.limits):
         if isinstance(item, NotFollowed):
@@ -92,7 +96,7 @@ def _run_import(paths: list[str], settings: ImportSettings, on_file: Callable[[C
             continue
         if on_file is not None:
             on_file(item)
-        report = _import_file(item, settings, conversations, seen, len(files))
+        report = _import_file(item, settings, conversations, seen, len(files), pending)
         if report is None:
             ignored[_input_root(item.path, paths)] += 1
             continue
@@ -100,12 +104,26 @@ def _run_import(paths: list[str], settings: ImportSettings, on_file: Callable[[C
         if report.error and settings.strict:
             raise UserError(f"{report.path}: {report.error}")
 
+    threshold = _mark_pastes(pending, settings.pastes)
     messages: list[Message] = []
     for group in conversations.values():
         if all(message.timestamp is not None for message in group):
             group.sort(key=lambda message: message.timestamp)  # stable: ties keep file order
         messages.extend(group)
-    return ImportResult(messages, files, ignored, not_followed)
+    return ImportResult(messages, files, ignored, not_followed, threshold)
+
+
+def _mark_pastes(pending: list[tuple[Message, FileReport, int, str | None]], rule: PasteRule) -> int:
+    """Turn the text messages that are pastes into `kind: paste`, each counted under its reason in its file's
+    report; the length above which a message was a paste by length alone. `pending` holds every text message
+    kept, with its report, its length as imported and its own reason (code or data, a transcript) if any."""
+    threshold = rule.long_threshold([length for _, _, length, _ in pending])
+    for message, report, length, reason in pending:
+        reason = reason or (LONG if length > threshold else None)
+        if reason:
+            message.kind = "paste"
+            report.set_aside_text(reason)
+    return threshold
 
 
 def _import_file(
@@ -114,8 +132,10 @@ def _import_file(
     conversations: dict[str, list[Message]],
     seen: dict[tuple, int],
     file_index: int,
+    pending: list[tuple[Message, FileReport, int, str | None]],
 ) -> FileReport | None:
-    """Parse one candidate into `conversations`; None when it is not a chat file (inside a folder)."""
+    """Parse one candidate into `conversations` (its text messages also into `pending`, for the paste rule);
+    None when it is not a chat file (inside a folder)."""
     report = FileReport(path=candidate.path)
     try:
         head = candidate.read_head()
@@ -134,12 +154,16 @@ def _import_file(
     report.format = importer.FORMAT
     try:
         source = SourceFile(candidate.path, candidate.read_all())
-        kept: list[tuple[Message, bool, list[str]]] = []  # with: cut to the cap?, the kinds scrubbed
+        kept: list[tuple[Message, bool, list[str], tuple | None]] = []  # cut to the cap?, kinds scrubbed, paste
         for message in importer.parse(source, report, settings.options):
             reason = _filter(message, settings)
             if reason:
                 report.skip(reason)
                 continue
+            paste = None
+            if message.kind in ("text", "paste"):  # a corpus imported before is judged again, by today's rule
+                message.kind = "text"
+                paste = (len(message.text), settings.pastes.own_reason(message.text))  # as imported, before scrubbing
             cut, masked = _scrub(message, settings) if settings.scrub and message.text else _UNTOUCHED
             identity = (message.conversation, message.author, message.timestamp, message.kind, message.text)
             if message.timestamp is not None:
@@ -147,7 +171,7 @@ def _import_file(
                 if first != file_index:
                     report.skip("duplicate of another input")
                     continue
-            kept.append((message, cut, masked))
+            kept.append((message, cut, masked, paste))
     except ParseError as err:
         report.error = str(err)
         return report
@@ -164,12 +188,14 @@ def _import_file(
         report.error = f"internal error while parsing ({type(err).__name__}: {err}); please report it"
         return report
     # A file counts only once it parsed completely: a half-read file adds nothing to the corpus.
-    for message, cut, masked in kept:
+    for message, cut, masked, paste in kept:
         report.count(message)
         report.cut += cut
         if masked:
             report.masked.update(masked)
         conversations.setdefault(message.conversation, []).append(message)
+        if paste is not None:
+            pending.append((message, report, *paste))
     return report
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from training.corpus import Message
-from training.importers.base import FileReport
+from training.importers.base import SET_ASIDE, FileReport
 
 
 def summarize(messages: Iterable[Message], files: list[FileReport]) -> dict:
@@ -22,15 +22,17 @@ def summarize(messages: Iterable[Message], files: list[FileReport]) -> dict:
             conversations[message.conversation] += 1
             by_author[message.author] += 1
             chars[message.author] += len(message.text)
-        else:
+        elif message.kind not in SET_ASIDE:  # those are counted, by reason, in the file reports
             media[message.author] += 1
         if message.timestamp is not None:
             first = message.timestamp if first is None else min(first, message.timestamp)
             last = message.timestamp if last is None else max(last, message.timestamp)
     authors_sorted = sorted(by_author, key=lambda name: (-by_author[name], name))
     masked: Counter = Counter()
+    set_aside: Counter = Counter()
     for report in files:
         masked.update(report.masked)
+        set_aside.update(report.set_aside)
     return {
         "messages": sum(by_author.values()),
         "media": sum(media.values()),
@@ -42,6 +44,8 @@ def summarize(messages: Iterable[Message], files: list[FileReport]) -> dict:
         "first_timestamp": first,
         "last_timestamp": last,
         "masked": dict(masked.most_common()),  # identifiers scrubbed, by kind
+        # kept in place but not read as the author's words (forwards, bot posts, pastes), by reason
+        "set_aside": dict(set_aside.most_common()),
         "cut_to_length": sum(report.cut for report in files),
         "files": [report.to_json() for report in files],
     }
@@ -55,7 +59,7 @@ def render(summary: dict, ignored: dict | None = None, conversations: bool = Fal
     files = summary["files"]
     if files:
         width = min(max(len(_short(f["path"])) for f in files), 60)
-        lines.append(f"{'file':<{width}}  {'format':<15} {'convs':>5} {'text':>8} {'media':>6} {'skipped':>8}")
+        lines.append(f"{'file':<{width}}  {'format':<15} {'convs':>5} {'text':>8} {'media':>6} {'aside':>6} {'skipped':>8}")
         for f in files:
             path = _short(f["path"])
             if f.get("error"):
@@ -64,7 +68,7 @@ def render(summary: dict, ignored: dict | None = None, conversations: bool = Fal
             skipped = sum(f["skipped"].values())
             lines.append(
                 f"{path:<{width}}  {f['format'] or '?':<15} {f.get('conversations', 0):>5} "
-                f"{f['messages']:>8} {f.get('media', 0):>6} {skipped:>8}"
+                f"{f['messages']:>8} {f.get('media', 0):>6} {sum(f.get('set_aside', {}).values()):>6} {skipped:>8}"
             )
         reasons: Counter = Counter()
         for f in files:
@@ -72,6 +76,11 @@ def render(summary: dict, ignored: dict | None = None, conversations: bool = Fal
         if reasons:
             lines.append("")
             lines.append("skipped: " + ", ".join(f"{reason} {count}" for reason, count in reasons.most_common()))
+    if summary.get("set_aside"):
+        lines.append("kept in place, not read as the author's words: "
+                     + ", ".join(f"{reason} {count}" for reason, count in summary["set_aside"].items()))
+        if summary.get("paste_threshold") and any(r.startswith("paste") for r in summary["set_aside"]):
+            lines.append(f"(a paste by length: over {summary['paste_threshold']} characters in this import)")
     if summary.get("masked"):
         lines.append("masked: " + ", ".join(f"{kind} {count}" for kind, count in summary["masked"].items()))
     if summary.get("cut_to_length"):

@@ -7,7 +7,9 @@ An importer module defines:
     def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Iterator[Message]
 
 `parse` yields messages in conversation order (oldest first) and calls `report.skip(reason)` for every
-event or line it drops, so nothing is lost silently. A file it cannot read raises `ParseError` with a
+event or line it drops, so nothing is lost silently. Words filed under someone that are not theirs either
+keep their place under a kind of their own (`forward`, `via_bot`; the pipeline adds `paste`) or, when they are
+the app's own lines, are dropped under a reason. A file it cannot read raises `ParseError` with a
 message that does not repeat the path (the pipeline prefixes it).
 """
 
@@ -74,6 +76,11 @@ class ImportOptions:
     pseudonym_key: Callable[[], bytes] | None = None
 
 
+# Kinds kept in place whose words are not the author's, with the reason the report counts them under (pastes get
+# theirs from training/pastes.py).
+SET_ASIDE = {"forward": "forwarded", "via_bot": "via bot", "paste": "paste"}
+
+
 @dataclass
 class FileReport:
     """What happened to one input file."""
@@ -83,6 +90,8 @@ class FileReport:
     messages: int = 0  # text messages
     media: int = 0  # non-text messages kept with their kind
     skipped: Counter = field(default_factory=Counter)  # reason -> count
+    # kept in place but not the author's own words (forwards, bot posts, pastes): reason -> count
+    set_aside: Counter = field(default_factory=Counter)
     masked: Counter = field(default_factory=Counter)  # kind of identifier scrubbed ("phone", "url", ...) -> count
     cut: int = 0  # messages cut to the length cap before scrubbing
     conversations: set = field(default_factory=set)
@@ -96,8 +105,15 @@ class FileReport:
         self.conversations.add(message.conversation)
         if message.kind == "text":
             self.messages += 1
+        elif message.kind in SET_ASIDE:
+            self.set_aside[SET_ASIDE[message.kind]] += 1
         else:
             self.media += 1
+
+    def set_aside_text(self, reason: str) -> None:
+        """A text message counted already turned out not to be speech (a paste, decided over the whole import)."""
+        self.messages -= 1
+        self.set_aside[reason] += 1
 
     def to_json(self) -> dict:
         out = {
@@ -107,6 +123,7 @@ class FileReport:
             "messages": self.messages,
             "media": self.media,
             "skipped": dict(sorted(self.skipped.items())),
+            "set_aside": dict(sorted(self.set_aside.items())),
             "masked": dict(sorted(self.masked.items())),
             "cut_to_length": self.cut,
         }

@@ -158,7 +158,7 @@ def _message(item: object, conversation: str, report: FileReport) -> Message | N
         report.skip("system event")
         return None
     if kind_field == "Call":  # a call happened; nobody said anything
-        report.skip("call event")
+        report.skip("missed call" if item.get("missed") else "call event")
         return None
     content = item.get("content")
     text = content.strip() if isinstance(content, str) else ""
@@ -279,6 +279,16 @@ def placeholder_kind(text: str, sender: str) -> str | None:
     if match and _actor_matches(match.group("actor"), sender):
         return _PLACEHOLDER_KINDS[match.group("noun").lower()]
     return None
+
+
+def reread(text: str, sender: str) -> tuple[str | None, str]:
+    """What today's rules make of a text an earlier import kept as `sender`'s speech: (kind, text), or
+    (None, reason) when it is a system line after all."""
+    reason = system_reason(text, sender)
+    if reason:
+        return None, reason
+    kind = placeholder_kind(text, sender)
+    return (kind, "") if kind else ("text", text)
 
 
 def oldest_first(messages: list[Message]) -> list[Message]:

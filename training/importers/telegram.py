@@ -139,6 +139,13 @@ def _message(item: object, conversation: str, fallback: str, report: FileReport)
         return None
 
     author, author_id = sender(item, fallback)
+    # Someone else's words under the sender's name: a forward (a channel's news forwarded into a group arrives
+    # under the forwarder), a message saved from elsewhere, a post an inline bot wrote. They keep their place
+    # and their text, under a kind the model does not read as the sender's speech.
+    if "forwarded_from" in item or "saved_from" in item:
+        kind = "forward"
+    elif item.get("via_bot"):
+        kind = "via_bot"
     return Message(conversation, PLATFORM, author, author_id, timestamp(item), text, kind)
 
 

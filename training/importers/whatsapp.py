@@ -19,6 +19,10 @@ above 12 means day first, a second field above 12 means month first), else by th
 Privacy: senders known only by phone number become "Contact <keyed hash>" (see `pseudonyms`: the number
 itself never reaches the corpus, not even inside a conversation key or an @mention, and without the key
 nobody can tell which number a pseudonym stands for); system lines are dropped.
+
+Whose words: placeholders, deletion notices and the app's notices filed under a person (`app_lines`, in every
+language it holds) are media without text or dropped lines counted under their reason, never speech; a header
+line inside a message that someone pasted stays part of that message (see `_read`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Iterator
 from datetime import date
 
 from training.corpus import Message
+from training.importers import app_lines
 from training.importers.base import FileReport, ImportOptions, SourceFile, paused_gc
 from training.importers.pseudonyms import Key, pseudonym
 
@@ -39,20 +44,22 @@ PLATFORM = "whatsapp"
 _MARKS = "\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff"
 _HEADER_BODY = (
     "[" + _MARKS + "]*"
-    r"(\[)?"  # 1: iOS bracket
-    r"(\d{1,4}[./-] ?\d{1,2}[./-] ?\d{1,4})(\.)?"  # 2: date, 3: trailing dot ("13. 6. 2018.")
+    r"(?P<bracket>\[)?"  # iOS bracket
+    r"(\d{1,4}[./-] ?\d{1,2}[./-] ?\d{1,4})(?P<dot>\.)?"  # date, trailing dot ("13. 6. 2018.")
     r",? (?:[^\W\d_]{1,5} )?"  # optional comma, optional word ("klo")
-    r"(\d{1,2}[.:]\d\d(?:[.:]\d\d)?)"  # 4: time
-    "(?:[ \u00a0\u202f]?([AaPp])\\.?[ \u00a0\u202f]?[Mm]\\.?)?"  # 5: a/p of AM, PM, p.m., p. m.
+    r"(\d{1,2}[.:]\d\d(?:[.:]\d\d)?)"  # time
+    "(?:[ \u00a0\u202f]?([AaPp])\\.?[ \u00a0\u202f]?[Mm]\\.?)?"  # a/p of AM, PM, p.m., p. m.
     # The separator depends on the style: "] " after a bracket, else " - ", ": ", or a bare space
     # only after a dotted date (a bare space alone would turn continuation lines into headers).
-    r"(?(1)\] |(?: - |: |(?(3) |(?!))))"
+    r"(?(bracket)\] |(?: - |: |(?(dot) |(?!))))"
 )
 # Matched against the whole text with a "\n" put in front: a literal first character lets the regex
 # engine jump from line start to line start instead of trying every position.
-# 6: the sender, up to the first ": " of the line (absent on system lines).
-_HEADER = re.compile("\n" + _HEADER_BODY + r"(?:([^\n]{1,100}?):(?: |(?=\n)))?")
+# Groups: the whole date-and-time part, bracket, date, dot, time, a/p, then the sender, up to the first ": "
+# of the line (absent on system lines).
+_HEADER = re.compile("\n(" + _HEADER_BODY + r")(?:([^\n]{1,100}?):(?: |(?=\n)))?")
 _LINE_HEADER = re.compile(_HEADER_BODY)
+HEADER_PATTERN = _HEADER_BODY  # a header's date and time, for finding pasted transcripts elsewhere
 _DIGITS = re.compile(r"\d+")
 
 # Names and headers lose invisible direction marks; no-break spaces become spaces.
@@ -64,38 +71,6 @@ _PHONE_IN_NAME = re.compile(r"\+?\d[\d\s\-\u2010\u2011().]{5,}\d")
 # "@\u2068+1 555 123 4567\u2069" (isolated: a saved name or a number) or "@15551234567".
 _MENTION = re.compile("@(?:\u2068([^\u2069\n]{1,40})\u2069|(\\+?\\d{6,15})(?!\\d))")
 
-_MEDIA = {
-    "<media omitted>": "other", "<medien ausgeschlossen>": "other", "<multimedia omitido>": "other",
-    "<médias omis>": "other", "<mídia oculta>": "other", "<arquivo de mídia oculto>": "other",
-    "<media omessi>": "other", "<media weggelaten>": "other",
-    "image omitted": "photo", "video omitted": "video", "audio omitted": "audio", "sticker omitted": "sticker",
-    "gif omitted": "gif", "document omitted": "file", "contact card omitted": "contact",
-    "bild weggelassen": "photo", "video weggelassen": "video", "audio weggelassen": "audio",
-    "sticker weggelassen": "sticker", "gif weggelassen": "gif", "dokument weggelassen": "file",
-    "kontaktkarte weggelassen": "contact",
-    "imagen omitida": "photo", "video omitido": "video", "audio omitido": "audio", "sticker omitido": "sticker",
-    "gif omitido": "gif", "documento omitido": "file",
-    "image absente": "photo", "vidéo absente": "video", "audio omis": "audio", "autocollant omis": "sticker",
-    "document omis": "file",
-    "imagem ocultada": "photo", "vídeo omitido": "video", "áudio ocultado": "audio", "figurinha omitida": "sticker",
-    "immagine omessa": "photo", "video omesso": "video", "audio omesso": "audio", "sticker omesso": "sticker",
-    "documento omesso": "file",
-    "afbeelding weggelaten": "photo", "video weggelaten": "video", "audio weggelaten": "audio",
-    "sticker weggelaten": "sticker",
-    "live location shared": "location",
-    "missed voice call": "call", "missed video call": "call",
-}
-# iOS documents read "Report.pdf • 3 pages document omitted".
-_DOCUMENT_SUFFIXES = ("document omitted", "dokument weggelassen", "documento omitido", "document omis",
-                      "documento omesso")
-_DELETED = frozenset({
-    "this message was deleted", "you deleted this message", "diese nachricht wurde gelöscht",
-    "du hast diese nachricht gelöscht", "se eliminó este mensaje", "eliminaste este mensaje",
-    "ce message a été supprimé", "vous avez supprimé ce message", "essa mensagem foi apagada",
-    "mensagem apagada", "você apagou esta mensagem", "questo messaggio è stato eliminato",
-    "hai eliminato questo messaggio", "dit bericht is verwijderd", "je hebt dit bericht verwijderd",
-})
-
 
 def _spellings(phrase: str) -> tuple[str, ...]:
     """The ways a placeholder is written verbatim: as listed, and with its first letter capitalized."""
@@ -103,35 +78,43 @@ def _spellings(phrase: str) -> tuple[str, ...]:
     return phrase, phrase[:at] + phrase[at].upper() + phrase[at + 1 :]
 
 
-# Placeholders and deletion notices as exports write them, for one dictionary lookup per message.
+def _stopped(phrase: str) -> tuple[str, ...]:
+    """`_spellings` of a sentence, bare and with a final full stop."""
+    return tuple(spelling for stop in ("", ".", "。") for spelling in _spellings(phrase + stop))
+
+
+# Placeholders, deletion notices and other whole-body app lines as exports write them (app_lines holds them in
+# every language), for one dictionary lookup per message; other casings take the slower, folded look.
 _EXACT: dict[str, tuple[str | None, str]] = {}
-for _phrase, _kind in _MEDIA.items():
-    _EXACT.update(dict.fromkeys(_spellings(_phrase), (_kind, "")))
-for _phrase in _DELETED:
-    _EXACT.update(dict.fromkeys((*_spellings(_phrase), *_spellings(_phrase + ".")), (None, "deleted")))
-# Last words of every placeholder: a body ending in one gets the slower, case-insensitive look.
-_SUFFIXES = tuple({phrase.rsplit(" ", 1)[-1] + dot for phrase in (*_MEDIA, *_DELETED) for dot in ("", ".")})
-_TAILS = frozenset(suffix[-3:] for suffix in _SUFFIXES)  # a set lookup rules most bodies out at once
-_EDITED = re.compile(
-    r"\s*<(?:this message was edited|diese nachricht wurde bearbeitet|se editó este mensaje\.?"
-    r"|ce message a été modifié|mensagem editada|questo messaggio è stato modificato|dit bericht is bewerkt)>$",
-    re.IGNORECASE,
-)
+for _language in app_lines.LANGUAGES.values():
+    for _phrase, _kind in _language.media.items():
+        _EXACT.update(dict.fromkeys(_spellings(_phrase), (_kind, "")))
+    for _phrase in _language.calls:
+        _EXACT.update(dict.fromkeys(_spellings(_phrase), ("call", "")))
+    for _phrase in _language.deleted:
+        _EXACT.update(dict.fromkeys(_stopped(_phrase), (None, app_lines.DELETED)))
+    for _phrase, _reason in _language.app.items():
+        _EXACT.update(dict.fromkeys(_stopped(_phrase), (None, _reason)))
+_EXACT[app_lines.NULL_BODY] = (None, app_lines.NULL)
+# Last three characters of every placeholder's last word (as written, capitalized, in capitals), with and without a
+# final period: a body ending in one gets the slower look; a set lookup rules most bodies out at once.
+_TAILS = frozenset(tail for word in app_lines.LAST_WORDS for cased in (word, word.capitalize(), word.upper())
+                   for tail in (cased[-3:], (cased + ".")[-3:], (cased + "。")[-3:]))
+
 # iOS: "<attached: 00000042-PHOTO-2019-06-20-15-58-57.jpg>" (localized word before the colon).
 _ATTACHED = re.compile(r"<[^<>:\n]{2,24}: ?(\d{8}-[^<>\n]*\.\w{1,5})>")
 # Android with media: "IMG-20200101-WA0001.jpg (file attached)"; the caption follows on the next lines.
 _FILE_ATTACHED = re.compile(
     r"((?:IMG|VID|PTT|AUD|STK|DOC)-\d{8}-WA\d+\.(\w{1,5})) \([^()\n]{3,40}\)"
-    r"|(\S[^\n]*\.(\w{2,5})) \((?:file attached|datei angehängt|archivo adjunto|fichier joint|arquivo anexado"
-    r"|file allegato|bestand bijgevoegd)\)",
+    r"|(\S[^\n]*\.(\w{2,5})) \((?:" + "|".join(re.escape(word) for word in app_lines.ATTACHED_WORDS) + r")\)",
     re.IGNORECASE,
 )
 _ANDROID_PREFIX = {"IMG": "photo", "VID": "video", "PTT": "voice", "AUD": "audio", "STK": "sticker", "DOC": "file"}
 _IOS_TOKEN = re.compile(r"-(PHOTO|VIDEO|AUDIO|STICKER|GIF|CONTACT|CONTACT-CARD)-")
 _IOS_KIND = {"PHOTO": "photo", "VIDEO": "video", "AUDIO": "audio", "STICKER": "sticker", "GIF": "gif",
              "CONTACT": "contact", "CONTACT-CARD": "contact"}
-_LOCATION = re.compile(r"(?:location|standort|ubicación|localisation|localização|posizione|locatie|sijainti): "
-                       r"https?://\S+", re.IGNORECASE)
+_LOCATION = re.compile(r"(?:" + "|".join(re.escape(word) for word in app_lines.LOCATION_WORDS)
+                       + r"): https?://\S+", re.IGNORECASE)
 _FILE_PREFIXES = re.compile(
     r"^(?:WhatsApp[ -]Chat(?: with| mit| met| con| avec| com)?|WhatsApp Chat -|Chat de WhatsApp con"
     r"|Conversa do WhatsApp com|Discussion WhatsApp avec|Chat WhatsApp con|WhatsApp-chat met)[ -]*",
@@ -211,7 +194,14 @@ def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Ite
 
 def _read(text: str, conversation: str, report: FileReport, day_first: bool | None, key: Key) -> tuple:
     """Messages with their date texts and seconds into the day (to redo the times if the date order
-    changes midway), the sender statistics that reveal names holding ": ", and the dates seen."""
+    changes midway), the sender statistics that reveal names holding ": ", and the dates seen.
+
+    Someone may paste another chat's transcript into a message; its lines look like headers. A header written
+    in another style than the file's own (the style of its first header: WhatsApp's copy format brackets the
+    time, its Android export does not; another phone writes other dates) is a line of the message above it,
+    when it is not later than that message and the file's own headers resume within `_MAX_PASTED` lines (a
+    file that really changes style, two exports joined, keeps its messages and adopts the new style). Time
+    order alone cannot tell: real exports put late deliveries, missed calls and whole stretches out of order."""
     midnights = _Calendar(day_first)
     days = midnights.days
     messages: list[Message] = []
@@ -220,32 +210,21 @@ def _read(text: str, conversation: str, report: FileReport, day_first: bool | No
     stats: dict[str, object] = {}  # sender -> ("X", count) while all its bodies start with "X: ", else _MIXED
     times: dict[str, int | None] = {}
     names: dict[str, str] = {}
+    own_style: re.Pattern | None = None  # matches headers written like the file's first one
+    opened: Message | None = None  # the message the last header opened (None when that header kept none)
+    opened_raw = ""  # its body as written, to classify again with pasted lines
+    pasted: list[tuple] = []  # foreign-style header lines, waiting for the file's own headers to resume
     first = True
     for chunk in _chunks("\n" + text):
-        # split() runs the header regex in C: [before, 7 groups, body, 7 groups, body, ...]
+        # split() runs the header regex in C: [before, 8 groups, body, 8 groups, body, ...]
         parts = _HEADER.split(chunk)
         if first:
             _count_preamble(parts[0], report)
+            own_style = _style_pattern(parts[1]) if len(parts) > 1 else None
             first = False
         fields = iter(parts)
         next(fields)
-        for bracket, date_text, _dot, time_text, half, raw_name, body in zip(*[fields] * 7, strict=False):
-            if raw_name is None:
-                report.skip("system")
-                continue
-            state = stats.get(raw_name)
-            if state is not _MIXED:
-                _track(stats, raw_name, state, body)
-            kind, body = _classify(body, key)
-            if kind is None:
-                report.skip(body)  # the reason
-                continue
-            if not body and kind == "text":
-                report.skip("empty")
-                continue
-            author = names.get(raw_name)
-            if author is None:
-                author = names[raw_name] = clean_name(raw_name, key) or "Unknown"
+        for prefix, bracket, date_text, _dot, time_text, half, raw_name, body in zip(*[fields] * 8, strict=False):
             time_key = time_text if half is None else time_text + half
             second = times.get(time_key, -1)
             if second == -1:
@@ -256,10 +235,67 @@ def _read(text: str, conversation: str, report: FileReport, day_first: bool | No
             if day == -1:
                 day = midnights.midnight(date_text)
             timestamp = None if day is None or second is None else float(day + second)
-            messages.append(Message(conversation, PLATFORM, author, None, timestamp, body, kind))
-            dates.append(date_text)
-            seconds.append(second)
+            line = (prefix, raw_name, body, date_text, second, timestamp)
+            batch: tuple | list = (line,)
+            if opened is not None and (pasted or opened.timestamp is None or timestamp is None
+                                       or timestamp <= opened.timestamp) and own_style.fullmatch(prefix) is None:
+                pasted.append(line)
+                if len(pasted) <= _MAX_PASTED:
+                    continue
+                batch, pasted = pasted, []  # not a paste: the file changed style
+                own_style = _style_pattern(prefix)
+            elif pasted:
+                opened_raw = _paste(opened, opened_raw, pasted, report, key)
+                pasted = []
+            for _prefix, raw_name, body, date_text, second, timestamp in batch:
+                opened = None
+                if raw_name is None:
+                    report.skip("system")
+                    continue
+                state = stats.get(raw_name)
+                if state is not _MIXED:
+                    _track(stats, raw_name, state, body)
+                kind, cleaned = _classify(body, key)
+                if kind is None:
+                    report.skip(cleaned)  # the reason
+                    continue
+                if not cleaned and kind == "text":
+                    report.skip("empty")
+                    continue
+                author = names.get(raw_name)
+                if author is None:
+                    author = names[raw_name] = clean_name(raw_name, key) or "Unknown"
+                opened = Message(conversation, PLATFORM, author, None, timestamp, cleaned, kind)
+                opened_raw = body
+                messages.append(opened)
+                dates.append(date_text)
+                seconds.append(second)
+    if pasted:
+        _paste(opened, opened_raw, pasted, report, key)
     return messages, dates, seconds, stats, names, midnights
+
+
+def _paste(message: Message, raw: str, lines: list[tuple], report: FileReport, key: Key) -> str:
+    """Put pasted header lines back into the message they were pasted in; its raw body with them. The names in
+    them are senders' names still: a phone number there becomes its pseudonym, as in a real header."""
+    raw = "\n".join([raw, *(prefix + ("" if name is None else f"{clean_name(name, key)}: ") + body
+                            for prefix, name, body, *_ in lines)])
+    kind, text = _classify(raw, key)
+    message.kind, message.text = (kind, text) if kind else ("text", raw.strip())
+    report.skip("header line inside a message (pasted)", len(lines))
+    return raw
+
+
+# A pasted transcript longer than this many header lines is taken for a file that changes style.
+_MAX_PASTED = 1000
+_STYLE_PARTS = {"0": r"\d{1,4}", " ": "[ \u00a0\u202f]", "A": "[AP]", "a": "[ap]"}
+
+
+def _style_pattern(prefix: str) -> re.Pattern:
+    """What the headers written like `prefix` look like, whatever their values: "[20.06.19, 15:58:57] " gives
+    brackets, dotted dates, a comma and seconds; "2/4/23, 10:35 PM - " a slashed date, AM/PM and " - "."""
+    shape = _DIGITS.sub("0", prefix.translate(_NAME_CLEAN).replace("P", "A").replace("p", "a"))
+    return re.compile("[" + _MARKS + "]*" + "".join(_STYLE_PARTS.get(char) or re.escape(char) for char in shape))
 
 
 # Chunks of this many characters keep split()'s list of parts small on big exports.
@@ -401,20 +437,35 @@ def _classify(body: str, key: Key = None) -> tuple[str | None, str]:
             body = body.translate(_TEXT_CLEAN)
     elif "@" in body:
         body = _MENTION.sub(lambda match: _mention(match, key), body)
+    return _classify_clean(body)
+
+
+def reread(text: str) -> tuple[str | None, str]:
+    """What today's rules make of a text an earlier import kept as speech (its marks and numbers handled then):
+    (kind, text), or (None, reason) when it is an app line after all."""
+    return _classify_clean(text)
+
+
+def _classify_clean(body: str) -> tuple[str | None, str]:
+    """`_classify` once direction marks and mentions are dealt with."""
     body = body.strip()
     # Cheap tests first: most bodies are plain speech and skip everything below.
     exact = _EXACT.get(body)
     if exact is not None:
         return exact
-    if not ("<" in body or ")" in body or ":" in body or (body[-3:] in _TAILS and body.endswith(_SUFFIXES))):
-        return "text", body
-    if body.endswith(">"):
-        body = _EDITED.sub("", body)
-    key = body.lower()
-    if key in _MEDIA:
-        return _MEDIA[key], ""
-    if key.rstrip(".") in _DELETED:
-        return None, "deleted"
+    if not ("<" in body or ")" in body or ":" in body or (body[-3:] in _TAILS and _placeholder_end(body))):
+        # An app notice whose U+200E was lost: whole sentences, ending in a period.
+        reason = app_lines.notice(body) if body[-1:] in ".。" else None
+        return (None, reason) if reason else ("text", body)
+    return _classify_slowly(body)
+
+
+def _classify_slowly(body: str) -> tuple[str | None, str]:
+    """`_classify` for the bodies the cheap tests could not settle."""
+    body = app_lines.strip_edited(body)
+    found = app_lines.whole_body(body)
+    if found is not None:
+        return found
     first, _, caption = body.partition("\n")
     first = first.strip()
     attached = _ATTACHED.fullmatch(first) if first.startswith("<") else None
@@ -428,22 +479,34 @@ def _classify(body: str, key: Key = None) -> tuple[str | None, str]:
         extension = (attached.group(2) or attached.group(4)).lower()
         kind = "contact" if extension == "vcf" else _ANDROID_PREFIX.get(name[:3].upper(), "file")
         return kind, "" if kind == "contact" else caption.strip()
-    if "://" in key and _LOCATION.fullmatch(key):
+    if caption:  # Android with media: "<Media omitted>" and the caption on the lines below
+        kind = app_lines.MEDIA.get(first.casefold())
+        if kind is not None:
+            return kind, "" if kind in ("contact", "call", "location") else caption.strip()
+    folded = body.casefold()
+    if "://" in folded and _LOCATION.fullmatch(folded):
         return "location", ""
     if first == "POLL:":
         return "poll", caption.strip().split("\n", 1)[0].strip()
-    if key.endswith(_DOCUMENT_SUFFIXES):
+    if folded.endswith(app_lines.DOCUMENT_SUFFIXES):
         return "file", ""
-    return "text", body
+    reason = app_lines.notice(body)
+    return (None, reason) if reason else ("text", body)
+
+
+def _placeholder_end(body: str) -> bool:
+    """Whether the body's last word ends one of the table's placeholders ("… omitted", "… gelöscht.")."""
+    last = body.rsplit(None, 1)[-1].casefold().rstrip(".。").strip("<>")
+    return last in app_lines.LAST_WORDS
 
 
 def _marked(body: str, key: Key) -> tuple[str | None, str]:
-    """An iOS body that begins with U+200E: media, a deletion, or a system line; never speech."""
+    """An iOS body that begins with U+200E: media, a deletion, or an app line; never speech."""
     cleaned = body.translate(_TEXT_CLEAN)
     kind, text = _classify(cleaned, key)
     if kind is None or kind != "text":
         return kind, text
-    return None, "system"
+    return None, app_lines.topic(text) or "system"
 
 
 def _mention(match: re.Match, key: Key) -> str:
