@@ -83,7 +83,7 @@ def test_a_timed_run_fixes_its_validation_steps_within_its_share(tmp_path):
     assert result.step == 12
     rows = [r for r in result.metrics if r["kind"] == "eval"]
     loop = load_checkpoint(checkpoint_path(tmp_path / "run", "last"))["loop"]
-    assert loop["val_steps"] == 16 * 8 * 4  # the probe: 16 streams × seq_len × 4 chunks
+    assert loop["val_steps"] == 16 * 8 * 2  # the probe: 16 streams × seq_len × 2 chunks
     assert len(rows) == 3 and {r["val_steps"] for r in rows} <= {loop["val_steps"]}
     # a generous share reads the whole held-out stream (capped by val_max_steps)
     generous = train(config_for(corpus, tmp_path / "generous", max_steps=4, eval_every=4, max_minutes=30,

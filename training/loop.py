@@ -219,7 +219,7 @@ class TrainLoop:
     def evaluate(self, last: bool = False) -> dict:
         """Validation (rank 0), previews, best/last checkpoints; returns the metrics row. `last`: the run's
         closing evaluation (none follows it)."""
-        run, state, config = self.run, self.state, self.run.config
+        run, state = self.run, self.state
         streams = self._snapshot()  # before validation; collective under torchrun: every rank takes part
         row: dict[str, Any] = {"kind": "eval", "step": state.step, "epoch": round(self._epochs_done(), 4)}
         if not run.dist.main:
@@ -227,9 +227,7 @@ class TrainLoop:
         began = time.monotonic()
         run.model.eval()
         previews = self._write_previews()
-        row.update(validation_row(run.model, run.val_stream, run.authors, config.seq_len, run.device,
-                                  self._validation_steps(previews, last), run.ranked_personas[: config.report_personas],
-                                  autocast=self.train_step.autocast))
+        row.update(self._validate(previews, last))
         run.model.train()
         self.eval_seconds += time.monotonic() - began
         improved = state.note_validation(row.get("val_bpc"))
@@ -251,30 +249,35 @@ class TrainLoop:
                            run.ranked_personas[: config.preview_personas])
         return time.monotonic() - began
 
-    def _validation_steps(self, preview_seconds: float, last: bool) -> int:
-        """Steps of the held-out stream validation reads. A run with a time budget fixes them at its first
-        evaluation so that every evaluation (previews included) stays within `val_share` of the budget: the
-        budget's share over this and the evaluations still to come (every eval_every steps at the speed
-        trained so far, and the closing one), less the previews' time, at the validation speed measured on
-        a short stretch. The number is kept in the loop state: every later evaluation (and a resumed run)
-        reads the same steps, so their figures compare."""
+    def _validate(self, preview_seconds: float, last: bool) -> dict:
+        """The validation figures of a metrics row, over `val_max_steps` of the held-out stream, or in a run with
+        a time budget over the steps it fixed at its first evaluation so that every evaluation (previews
+        included) stays within `val_share` of the budget: the budget's share over this and the evaluations
+        still to come (every eval_every steps at the speed trained so far, and the closing one), less the
+        previews' time, at the validation speed measured on a short stretch. The number is kept in the loop
+        state: every later evaluation (and a resumed run) reads the same steps, so their figures compare."""
         run, state, config = self.run, self.state, self.run.config
+
+        def validation(steps: int) -> dict:
+            return validation_row(run.model, run.val_stream, run.authors, config.seq_len, run.device, steps,
+                                  run.ranked_personas[: config.report_personas], autocast=self.train_step.autocast)
+
         if self.limits.max_seconds is None or len(run.val_stream) <= 1:
-            return config.val_max_steps
-        if state.val_steps is None:
-            seconds_per_step = state.elapsed / max(1, state.step)  # training so far, evaluations not yet included
-            steps_left = (self.limits.max_seconds - state.elapsed) / max(seconds_per_step, 1e-9)
-            if self.limits.total_steps is not None:
-                steps_left = min(steps_left, self.limits.total_steps - state.step)
-            evaluations = 1 if last else 2 + math.floor(max(0.0, steps_left) / config.eval_every)
-            budget = config.val_share * self.limits.max_seconds / evaluations - preview_seconds
-            probe = min(config.val_max_steps, len(run.val_stream) - 1, 16 * config.seq_len * 4)
-            began = time.monotonic()
-            validation_row(run.model, run.val_stream, run.authors, config.seq_len, run.device, probe,
-                           autocast=self.train_step.autocast)
-            per_step = (time.monotonic() - began) / probe
-            state.val_steps = int(min(config.val_max_steps, max(probe, budget / max(per_step, 1e-12))))
-        return state.val_steps
+            return validation(config.val_max_steps)
+        if state.val_steps is not None:
+            return validation(state.val_steps)
+        seconds_per_step = state.elapsed / max(1, state.step)  # training so far, evaluations not yet included
+        steps_left = (self.limits.max_seconds - state.elapsed) / max(seconds_per_step, 1e-9)
+        if self.limits.total_steps is not None:
+            steps_left = min(steps_left, self.limits.total_steps - state.step)
+        evaluations = 1 if last else 2 + math.floor(max(0.0, steps_left) / config.eval_every)
+        budget = config.val_share * self.limits.max_seconds / evaluations - preview_seconds
+        probe = min(config.val_max_steps, len(run.val_stream) - 1, 16 * config.seq_len * 2)
+        began = time.monotonic()
+        row = validation(probe)
+        per_step = (time.monotonic() - began) / probe
+        state.val_steps = int(min(config.val_max_steps, max(probe, budget / max(per_step, 1e-12))))
+        return row if state.val_steps == probe else validation(state.val_steps)
 
     # ---- the steps of the loop
 
