@@ -135,6 +135,31 @@ def test_evaluate_reports_every_figure_within_its_range(trained):
     assert result["settings"]["val_fraction"] == 0.1  # taken from the run's own config
 
 
+def test_self_attribution_and_bpc_per_message(trained):
+    run_dir, corpus = trained
+    result = evaluate(run_dir, corpus, samples_per_persona=0)
+    # Every persona is a candidate (3 ≤ 64): the model's own bits name the true author of the styled messages.
+    assert result["self_attribution_accuracy"] > 0.9
+    assert 0.9 < result["self_attribution_accuracy_with_turns"] <= 1  # speakers are random: the prior adds little
+    assert result["self_attribution_chance"] == pytest.approx(1 / 3)
+    # The style classifier is asked the same question on the same messages among the same candidates.
+    assert result["real_fidelity_same_candidates"] > 0.9
+    assert result["self_attribution_accuracy"] >= result["real_fidelity_same_candidates"] - 0.05
+    counts = result["counts"]
+    assert counts["self_attribution_messages"] == 40 and counts["self_attribution_candidates"] == 3
+    assert set(result["self_attribution_by_author"]) == set(AUTHORS)
+    confusion = result["self_attribution_confusion"]
+    assert confusion["labels"] == result["personas_listed"]
+    assert sum(map(sum, confusion["counts"])) == 40
+    assert sum(confusion["counts"][i][i] for i in range(3)) / 40 == pytest.approx(result["self_attribution_accuracy"])
+    # bpc per message: the mean of each message's own figure, near the per-character one for short messages
+    assert 0 < result["bpc_per_message"] < 4 and abs(result["bpc_per_message"] - result["bpc"]) < 0.5
+    assert result["author_gain_bpc_per_message"] > 0.1
+    assert "replies_by_persona" not in result  # generated text only when asked for (the report)
+    replies = evaluate(run_dir, corpus, samples_per_persona=3, keep_replies=2)["replies_by_persona"]
+    assert set(replies) == set(AUTHORS) and all(len(texts) == 2 for texts in replies.values())
+
+
 def test_author_conditioning_is_worth_bits_when_authors_differ(trained):
     run_dir, corpus = trained
     result = evaluate(run_dir, corpus, samples_per_persona=12)
@@ -233,8 +258,9 @@ def test_bench_train_reports_ratios(capsys):
     assert tiny["ratio"] == pytest.approx(tiny["lstm_gflops"] / result["matmul_gflops"])
 
 
-@pytest.mark.parametrize("batch_tokens", [1, 10_000])  # one sequence per batch; all in one padded batch
-def test_batched_scoring_matches_one_sequence_at_a_time(batch_tokens):
+# one sequence per batch; all in one padded batch; all in one batch read three (row, step) positions a pass
+@pytest.mark.parametrize(("batch_tokens", "pass_steps"), [(1, None), (10_000, None), (10_000, 3)])
+def test_batched_scoring_matches_one_sequence_at_a_time(batch_tokens, pass_steps):
     # Padding and batching must not change a target's bits: compare with a plain per-character loop.
     import torch
 
@@ -252,7 +278,8 @@ def test_batched_scoring_matches_one_sequence_at_a_time(batch_tokens):
         build_sequence(vocab, [], [(1, (2, "🎉 42", True)), (2, (1, "ab", False))]),
         build_sequence(vocab, [(0, "lol", True)], [(3, (0, "XYZ!!! abc", False))]),
     ]
-    bits, speaker = score_sequences(model, sequences, 4, batch_tokens=batch_tokens, device="cpu")
+    bits, speaker = score_sequences(model, sequences, 4, batch_tokens=batch_tokens, device="cpu",
+                                    max_pass_steps=pass_steps)
     with torch.no_grad():
         for seq in sequences:
             chars = torch.tensor([seq.chars])

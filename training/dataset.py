@@ -54,10 +54,10 @@ def spoken(messages: Iterable[Message]) -> list[Message]:
 
 
 def build_vocab_and_authors(messages: Sequence[Message], min_author_messages: int = 10,
-                            personas: Sequence[str] | None = None,
-                            min_char_count: int = 1) -> tuple[Vocabulary, AuthorTable]:
-    """Characters of the spoken messages; authors with at least `min_author_messages` messages (or exactly
-    `personas` when given); everyone else folds into ⟨other⟩."""
+                            personas: Sequence[str] | None = None, min_char_count: int = 1,
+                            max_personas: int | None = None) -> tuple[Vocabulary, AuthorTable]:
+    """Characters of the spoken messages; the `max_personas` most active authors (None: all) with at least
+    `min_author_messages` messages, or exactly `personas` when given; everyone else folds into ⟨other⟩."""
     talk = spoken(messages)
     vocab = Vocabulary.build((m.text for m in talk), min_count=min_char_count)
     counts = Counter(m.author for m in talk)
@@ -68,7 +68,9 @@ def build_vocab_and_authors(messages: Sequence[Message], min_author_messages: in
             raise UserError(f"persona(s) not in the corpus: {', '.join(missing)} (authors include: {known})")
         authors = AuthorTable([AuthorTable.OTHER, *personas])
     else:
-        authors = AuthorTable.build(counts, min_author_messages)
+        authors = AuthorTable.build(counts, min_author_messages)  # most active first
+        if max_personas:
+            authors = AuthorTable(authors.names[: max_personas + 1])
     return vocab, authors
 
 

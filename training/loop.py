@@ -49,6 +49,7 @@ class Run:
     val_stream: EncodedStream
     batch_size: int  # parallel streams of this process
     fingerprint: str  # of the training stream: a resume checks that it trains on the same data
+    ranked_personas: list[int]  # persona ids, most training messages first: whose previews and figures are shown
 
     def batches(self, epoch: int) -> EpochBatches:
         """This rank's streams of `epoch`, on the device; their offset and author dropout depend on (seed, epoch)."""
@@ -182,6 +183,7 @@ class TrainLoop:
         self.last_eval_step = state.step if resumed else -1  # a resumed run's checkpoint step was evaluated
         self.stop = StopFlag()
         self.progress: Progress | None = None  # this session's, from the start of run_until_stopped()
+        self.eval_seconds = 0.0  # this session's time in evaluations (validation, previews)
         self._started = self._elapsed_before = 0.0  # when this session started; the run's time before it
 
     def run_until_stopped(self) -> str:
@@ -212,23 +214,22 @@ class TrainLoop:
                 print(f"stopped at step {self.state.step}; saved {checkpoint_path(self.run.config.run_dir, 'last')} "
                       "— continue with --resume", file=sys.stderr, flush=True)
         elif self.last_eval_step != self.state.step:
-            self.evaluate()
+            self.evaluate(last=True)
 
-    def evaluate(self) -> dict:
-        """Validation (rank 0), previews, best/last checkpoints; returns the metrics row."""
-        run, state, config = self.run, self.state, self.run.config
+    def evaluate(self, last: bool = False) -> dict:
+        """Validation (rank 0), previews, best/last checkpoints; returns the metrics row. `last`: the run's
+        closing evaluation (none follows it)."""
+        run, state = self.run, self.state
         streams = self._snapshot()  # before validation; collective under torchrun: every rank takes part
         row: dict[str, Any] = {"kind": "eval", "step": state.step, "epoch": round(self._epochs_done(), 4)}
         if not run.dist.main:
             return row
+        began = time.monotonic()
         run.model.eval()
-        row.update(validation_row(run.model, run.val_stream, run.authors, config.seq_len, run.device,
-                                  config.val_max_steps, autocast=self.train_step.autocast))
-        if config.preview_samples > 0:
-            write_previews(run.model, run.vocab, run.authors,
-                           os.path.join(config.run_dir, "samples", f"step_{state.step:07d}.txt"),
-                           state.step, config.preview_samples, config.preview_chars)
+        previews = self._write_previews()
+        row.update(self._validate(previews, last))
         run.model.train()
+        self.eval_seconds += time.monotonic() - began
         improved = state.note_validation(row.get("val_bpc"))
         checkpoint = run.checkpoint(state.to_dict(streams))
         if improved:
@@ -236,6 +237,47 @@ class TrainLoop:
         run.save("last", checkpoint)
         self.metrics.record(row)
         return row
+
+    def _write_previews(self) -> float:
+        """samples/step_N.txt for the most active personas; the seconds it took."""
+        run, config = self.run, self.run.config
+        began = time.monotonic()
+        if config.preview_samples > 0 and config.preview_personas > 0:
+            write_previews(run.model, run.vocab, run.authors,
+                           os.path.join(config.run_dir, "samples", f"step_{self.state.step:07d}.txt"),
+                           self.state.step, config.preview_samples, config.preview_chars,
+                           run.ranked_personas[: config.preview_personas])
+        return time.monotonic() - began
+
+    def _validate(self, preview_seconds: float, last: bool) -> dict:
+        """The validation figures of a metrics row, over `val_max_steps` of the held-out stream, or in a run with
+        a time budget over the steps it fixed at its first evaluation so that every evaluation (previews
+        included) stays within `val_share` of the budget: the budget's share over this and the evaluations
+        still to come (every eval_every steps at the speed trained so far, and the closing one), less the
+        previews' time, at the validation speed measured on a short stretch. The number is kept in the loop
+        state: every later evaluation (and a resumed run) reads the same steps, so their figures compare."""
+        run, state, config = self.run, self.state, self.run.config
+
+        def validation(steps: int) -> dict:
+            return validation_row(run.model, run.val_stream, run.authors, config.seq_len, run.device, steps,
+                                  run.ranked_personas[: config.report_personas], autocast=self.train_step.autocast)
+
+        if self.limits.max_seconds is None or len(run.val_stream) <= 1:
+            return validation(config.val_max_steps)
+        if state.val_steps is not None:
+            return validation(state.val_steps)
+        seconds_per_step = state.elapsed / max(1, state.step)  # training so far, evaluations not yet included
+        steps_left = (self.limits.max_seconds - state.elapsed) / max(seconds_per_step, 1e-9)
+        if self.limits.total_steps is not None:
+            steps_left = min(steps_left, self.limits.total_steps - state.step)
+        evaluations = 1 if last else 2 + math.floor(max(0.0, steps_left) / config.eval_every)
+        budget = config.val_share * self.limits.max_seconds / evaluations - preview_seconds
+        probe = min(config.val_max_steps, len(run.val_stream) - 1, 16 * config.seq_len * 2)
+        began = time.monotonic()
+        row = validation(probe)
+        per_step = (time.monotonic() - began) / probe
+        state.val_steps = int(min(config.val_max_steps, max(probe, budget / max(per_step, 1e-12))))
+        return row if state.val_steps == probe else validation(state.val_steps)
 
     # ---- the steps of the loop
 
@@ -295,6 +337,11 @@ class TrainLoop:
         return from_main(self.run.dist, self.run.device, early)
 
     # ---- helpers
+
+    @property
+    def started(self) -> float:
+        """When this session started training (time.monotonic())."""
+        return self._started
 
     def _epochs_done(self) -> float:
         return self.state.epoch + self.state.chunk / max(1, self.batches.steps)

@@ -29,6 +29,7 @@ class LoopState:
     best_val_bpc: float | None = None
     best_step: int | None = None
     evals_since_best: int = 0
+    val_steps: int | None = None  # held-out steps validation reads, fixed at the first evaluation of a timed run
     h: Tensor | None = None  # (L, B, H): this process's parallel streams; None: start them afresh
     c: Tensor | None = None
     rng: dict[str, Tensor | None] = field(default_factory=dict)  # as of the last capture_rng()

@@ -154,20 +154,28 @@ def plot_losses(run_dir: str, rows: list[dict]) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    train = [(r["step"], r["train_bpc"]) for r in rows if r.get("kind") == "train"]
-    val = [(r["step"], r["val_bpc"]) for r in rows if r.get("kind") == "eval" and r.get("val_bpc") is not None]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    draw_losses(ax, rows)
+    ax.set_title(os.path.basename(os.path.abspath(run_dir)))
+    fig.tight_layout()
+    path = os.path.join(run_dir, "loss.png")
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def draw_losses(ax, rows: list[dict]) -> bool:
+    """Training and validation bits per character of metrics rows against steps on a matplotlib axis; False
+    when the rows hold neither."""
+    train = [(r["step"], r["train_bpc"]) for r in rows if r.get("kind") == "train" and "train_bpc" in r]
+    val = [(r["step"], r["val_bpc"]) for r in rows if r.get("kind") == "eval" and r.get("val_bpc") is not None]
     if train:
         ax.plot(*zip(*train, strict=True), label="train", linewidth=1)
     if val:
         ax.plot(*zip(*val, strict=True), label="validation", marker="o", markersize=3)
     ax.set_xlabel("step")
     ax.set_ylabel("bits per character")
-    ax.set_title(os.path.basename(os.path.abspath(run_dir)))
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = os.path.join(run_dir, "loss.png")
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    if train or val:
+        ax.legend()
+    return bool(train or val)

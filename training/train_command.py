@@ -8,8 +8,13 @@ TRAIN_HELP = """\
 Train an author-conditioned character LSTM on a corpus written by `talklike import`.
 
 The run directory receives config.json, metrics.jsonl, checkpoints/best.pt and last.pt (written
-atomically), preview samples per persona under samples/, loss.png, guard.bin and data.json.
-The latest part of each conversation is held out for validation (bits per character).
+atomically), preview samples for the most active personas under samples/, loss.png, guard.bin and
+data.json. The latest part of each conversation is held out for validation (bits per character).
+
+Personas: every author with at least --min-author-messages messages (10), at most the --max-personas
+most active (200; a public chat has thousands of speakers); everyone else reads as ⟨other⟩. The first
+line the run prints says how many there are and why; --personas A,B names them instead. With
+--max-minutes, validation takes at most a tenth of the time.
 
 Stops at --max-steps, --max-minutes or --epochs (whichever comes first; 10 epochs when none is given),
 or when validation stops improving for --patience evaluations. Ctrl-C or SIGTERM saves a checkpoint and
@@ -33,9 +38,12 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run directory to write")
     parser.add_argument("--preset", choices=("tiny", "small", "medium", "large"), help="model size (default: small)")
     parser.add_argument("--personas", metavar="A,B", help="comma-separated authors to learn as personas "
-                        "(everyone else reads as ⟨other⟩; default: every author with enough messages)")
+                        "(everyone else reads as ⟨other⟩; default: the most active authors with enough messages)")
     parser.add_argument("--min-author-messages", type=int, metavar="N",
                         help="authors with fewer messages fold into ⟨other⟩ (default: 10)")
+    parser.add_argument("--max-personas", type=int, metavar="N",
+                        help="at most the N most active of them become personas, the rest ⟨other⟩; "
+                        "0: all (default: 200)")
     parser.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps")
     parser.add_argument("--max-minutes", type=float, metavar="M", help="stop after M minutes of training")
     parser.add_argument("--epochs", type=float, metavar="E", help="stop after E passes over the training stream")
@@ -62,6 +70,7 @@ def run_train_command(args) -> int:
     given = {
         "preset": args.preset,
         "min_author_messages": args.min_author_messages,
+        "max_personas": args.max_personas,
         "max_steps": args.max_steps,
         "max_minutes": args.max_minutes,
         "epochs": args.epochs,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +24,7 @@ from torch import nn
 from model.config import ModelConfig
 from model.guard import MemorizationGuard
 from model.network import CharLSTM, parameter_count
+from model.vocab import AuthorTable
 from talklike.errors import UserError
 from training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from training.corpus import Message
@@ -32,6 +35,7 @@ from training.dataset import (
     fit_batch_size,
     guard_texts,
     split_messages,
+    spoken,
 )
 from training.loop import Run, TrainLoop
 from training.loop_state import LoopState
@@ -97,7 +101,7 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
         loop.finish(reason)
     finally:
         metrics.close()
-    rows = _conclude(run, state, reason, metrics, say) if dist.main else []
+    rows = _conclude(run, loop, reason, metrics, say) if dist.main else []
     return TrainResult(config.run_dir, state.step, state.best_val_bpc, state.best_step, reason,
                        loop.progress.chars_per_s, rows)
 
@@ -109,13 +113,14 @@ def _prepare(config: TrainConfig, resume: bool, dist: DistInfo, device: torch.de
     messages = load_messages(config.corpus)
     train_messages, val_messages = split_messages(messages, config.val_fraction)
     vocab, authors = build_vocab_and_authors(messages, config.min_author_messages, config.personas,
-                                             config.min_char_count)
+                                             config.min_char_count, config.max_personas)
     if len(authors) < 2:
         raise UserError(f"{config.corpus}: no author has {config.min_author_messages} messages; "
                         "lower --min-author-messages or name --personas")
     if dist.main:
         prepare_run_dir(config.run_dir, resume)
     dist.barrier()
+    say(persona_rule(config, Counter(m.author for m in spoken(messages)), authors))
     train_stream = encode_corpus(train_messages, vocab, authors, config.session_gap)
     val_stream = encode_corpus(val_messages, vocab, authors, config.session_gap)
     batch_size = fit_batch_size(len(train_stream), config.batch_size, config.seq_len, dist.world_size)
@@ -127,8 +132,10 @@ def _prepare(config: TrainConfig, resume: bool, dist: DistInfo, device: torch.de
     model_config = ModelConfig.from_preset(config.preset, len(vocab), len(authors), **overrides)
     model = CharLSTM(model_config).to(device)
     optimizer = make_optimizer(model, config, device)
+    activity = Counter(authors.id_of(m.author) for m in spoken(train_messages))
+    ranked = sorted(range(1, len(authors)), key=lambda i: (-activity[i], i))  # most training messages first
     run = Run(config, dist, device, model, optimizer, model_config, vocab, authors, train_stream, val_stream,
-              batch_size, train_stream.fingerprint())
+              batch_size, train_stream.fingerprint(), ranked)
     return run, _Corpus(messages, train_messages, val_messages)
 
 
@@ -172,8 +179,27 @@ def _describe_run(run: Run, corpus: _Corpus) -> None:
     os.replace(os.path.join(config.run_dir, "guard.bin.tmp"), os.path.join(config.run_dir, "guard.bin"))
 
 
-def _conclude(run: Run, state: LoopState, reason: str, metrics: MetricsLog, say: Say) -> list[dict]:
+def persona_rule(config: TrainConfig, counts: Counter, authors: AuthorTable) -> str:
+    """The line `talklike train` says about who became a persona, by which rule, and how to change it."""
+    n = len(authors) - 1
+    if config.personas:
+        return f"personas: {n}, named with --personas; everyone else reads as ⟨other⟩"
+    frequent = sum(1 for name, k in counts.items() if k >= config.min_author_messages and name != AuthorTable.OTHER)
+    rare = len(counts) - frequent
+    rarer = f"{rare:,} rarer author{'s' if rare != 1 else ''}"
+    if n < frequent:
+        return (f"personas: the {n:,} most active of {frequent:,} authors with at least {config.min_author_messages} "
+                f"messages; the other {frequent - n:,}{f' and {rarer}' if rare else ''} read as ⟨other⟩ "
+                f"(--max-personas N changes the cap, 0 for all; --min-author-messages N the threshold; "
+                f"--personas A,B names them)")
+    folded = f"{rarer} read{'s' if rare == 1 else ''} as ⟨other⟩" if rare else "nobody is folded"
+    return (f"personas: {n:,}, every author with at least {config.min_author_messages} messages; {folded} "
+            f"(--min-author-messages N changes the threshold; --personas A,B names them)")
+
+
+def _conclude(run: Run, loop: TrainLoop, reason: str, metrics: MetricsLog, say: Say) -> list[dict]:
     """On rank 0 after the loop: best.pt exists, loss.png, the closing line; the rows of metrics.jsonl."""
+    state = loop.state
     run_dir = run.config.run_dir
     if not os.path.exists(checkpoint_path(run_dir, "best")) and os.path.exists(checkpoint_path(run_dir, "last")):
         save_checkpoint(checkpoint_path(run_dir, "best"), load_checkpoint(checkpoint_path(run_dir, "last")))
@@ -182,6 +208,8 @@ def _conclude(run: Run, state: LoopState, reason: str, metrics: MetricsLog, say:
         if plot_losses(run_dir, rows) is None:
             say("note: matplotlib is not installed; skipped loss.png (pip install 'talklike[train]')")
         best = "-" if state.best_val_bpc is None else f"{state.best_val_bpc:.3f} bpc at step {state.best_step}"
+        session = time.monotonic() - loop.started
         say(f"done ({reason.replace('_', ' ')}): {state.step} steps, best validation {best}; "
-            f"next: talklike export {run_dir} -o model.pt")
+            f"evaluations took {loop.eval_seconds:.1f} s of {session:.1f} s "
+            f"({100 * loop.eval_seconds / max(session, 1e-9):.0f}%); next: talklike export {run_dir} -o model.pt")
     return rows

@@ -11,19 +11,24 @@ import numpy as np
 from model.stream import DEFAULT_SESSION_GAP
 from talklike.errors import UserError
 from training.corpus import Message, read_corpus
-from training.evaluation.fidelity import persona_fidelity
+from training.evaluation.fidelity import fit_classifier, persona_fidelity
 from training.evaluation.held_out import held_out_part
 from training.evaluation.measures import author_gain, bpc_and_next_speaker, context_gain, gain_sample
+from training.evaluation.personas import REST, Personas
 from training.evaluation.scoring import LoadedModel, load_model
+from training.evaluation.self_attribution import self_attribution
 from training.evaluation.settings import EvalSettings
 
 
 def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **overrides) -> dict:
     """Evaluate a model (artifact .pt, checkpoint file or run directory) on a corpus's held-out part.
 
-    Returns a dict with bpc, bpc_by_author, author_gain_bpc, context_gain_bpc, next_speaker_accuracy,
-    persona_fidelity, real_fidelity (each None where the corpus cannot support it), plus per-persona
-    fidelity, counts and the settings used. Never includes message text.
+    Returns a dict with bpc (per character and per message), bpc_by_author, author_gain_bpc, context_gain_bpc,
+    next_speaker_accuracy, self_attribution_accuracy (and with the speaker head's prior), the style classifier
+    on the same messages and candidates (real_fidelity_same_candidates), persona_fidelity, real_fidelity (each
+    None where the corpus cannot support it), per-persona breakdowns (the `top_personas` most active by name,
+    ⟨rest⟩ for the others), counts and the settings used. Never includes real message text; generated
+    replies only when `keep_replies` asks for them.
     """
     settings = replace(settings or EvalSettings(), **overrides)  # an unknown setting is a TypeError
     started = time.perf_counter()
@@ -44,23 +49,44 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
                         f"hold out {val_fraction:.0%})")
     rng = np.random.default_rng(settings.seed)
     module, vocab = model.module, model.vocab
-    figures = bpc_and_next_speaker(module, vocab, held, settings, rng)
+    personas = Personas.of(model.authors, train, settings.top_personas)
+    clock = _Clock()
+    figures = clock("bpc", bpc_and_next_speaker(module, vocab, held, personas, settings, rng))
     sample = gain_sample(module, vocab, held, figures.scored, settings, rng)
     by_author = author_gain(module, vocab, held, sample, settings)
-    by_context = context_gain(module, vocab, held, sample, settings, rng)
-    fidelity = persona_fidelity(model, train, held_messages, held, settings, rng)
+    by_context = clock("gains", context_gain(module, vocab, held, sample, settings, rng))
+    # One classifier over every persona with enough training messages (its table is sparse: the corpus's size,
+    # not personas × buckets); fidelity asks it about the top personas only, attribution about the candidates.
+    eligible = personas.with_messages(settings.min_train_messages)
+    classifier = clock("classifier", fit_classifier(train, eligible))
+    classes = [name for name in personas.top if name in set(eligible)]
+    fidelity = clock("fidelity", persona_fidelity(model, classifier, classes, held_messages, held, settings, rng))
+    attribution = clock("self_attribution", self_attribution(module, vocab, held, personas, classifier, settings,
+                                                             rng))
 
-    return {
+    result = {
         "bpc": figures.bpc,
+        "bpc_per_message": figures.bpc_per_message,
         "bpc_by_author": figures.bpc_by_author,
         "author_gain_bpc": by_author.bpc,
+        "author_gain_bpc_per_message": by_author.bpc_per_message,
         "context_gain_bpc": by_context.bpc,
+        "context_gain_bpc_per_message": by_context.bpc_per_message,
         "next_speaker_accuracy": figures.next_speaker_accuracy,
+        "self_attribution_accuracy": attribution.accuracy,
+        "self_attribution_accuracy_with_turns": attribution.accuracy_with_turns,
+        "real_fidelity_same_candidates": attribution.style_accuracy,
+        "self_attribution_chance": attribution.chance,
+        "self_attribution_by_author": attribution.by_persona,
+        "real_fidelity_same_candidates_by_author": attribution.style_by_persona,
+        "self_attribution_confusion": attribution.confusion,
         "persona_fidelity": fidelity["persona_fidelity"],
         "real_fidelity": fidelity["real_fidelity"],
         "persona_fidelity_by_author": fidelity["by_persona"],
         "real_fidelity_by_author": fidelity["real_by_persona"],
         "fidelity_chance": 1.0 / fidelity["classes"] if fidelity["classes"] else None,
+        "personas_listed": personas.top,
+        "rest_label": REST,
         "counts": {
             "held_out_messages": len(held.items),
             "scored_messages": len(figures.scored),
@@ -70,14 +96,37 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
             "context_gain_messages": by_context.messages,
             "context_gain_same_conversation": by_context.same_conversation,
             "next_speaker_turns": figures.turns,
+            "personas": len(model.authors) - 1,
+            "personas_listed": len(personas.top),
             "personas_evaluated": fidelity["classes"],
             "generated_replies": fidelity["generated"],
             "real_fidelity_messages": fidelity["real_messages"],
+            "self_attribution_messages": attribution.messages,
+            "self_attribution_candidates": attribution.candidates,
+            "self_attribution_personas": len(eligible),
         },
         "model": {"source": os.fspath(model_source), "kind": model.kind, "personas": list(model.authors.names[1:])},
         "settings": asdict(settings),
         "seconds": round(time.perf_counter() - started, 3),
+        "seconds_by_measure": clock.seconds,
     }
+    if settings.keep_replies > 0:
+        result["replies_by_persona"] = fidelity["replies"]  # generated text: asked for, never by default
+    return result
+
+
+class _Clock:
+    """Seconds each measure took, for the result: `value = clock(name, measure(...))` times since the last."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str, value):
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 3)
+        self._last = now
+        return value
 
 
 def _read_corpus(corpus_path: str, model: LoadedModel) -> list[Message]:

@@ -1,7 +1,9 @@
 """Persona fidelity: replies generated as each persona, attributed by an independent style classifier.
 
 The classifier (training/style_classifier.py) learns from the real training messages; its accuracy on the
-real held-out messages is the ceiling to read the generated replies' figure against.
+real held-out messages is the ceiling to read the generated replies' figure against. Replies are generated
+for the most active personas only (`top_personas`): generating for each of thousands of IRC nicks would
+take hours and say little more.
 """
 
 from __future__ import annotations
@@ -19,28 +21,34 @@ from training.evaluation.settings import EvalSettings
 from training.style_classifier import StyleClassifier
 
 
-def persona_fidelity(model: LoadedModel, train: list[Message], held_messages: list[Message], held: HeldOut,
-                     settings: EvalSettings, rng: np.random.Generator) -> dict:
-    """Generate replies per persona from real held-out contexts and ask the style classifier who wrote them.
+def fit_classifier(train: list[Message], names: list[str]) -> StyleClassifier | None:
+    """The style classifier over the real training messages of `names` (None for fewer than two)."""
+    if len(names) < 2:
+        return None
+    known = set(names)
+    examples = [m for m in train if in_stream(m) and m.author in known]
+    return StyleClassifier().fit([m.text for m in examples], [m.author for m in examples])
 
-    The classifier learns from the real training messages of the personas that have enough of them; its
-    accuracy on real held-out messages of the same personas is the ceiling to read the figure against.
+
+def persona_fidelity(model: LoadedModel, classifier: StyleClassifier | None, classes: list[str],
+                     held_messages: list[Message], held: HeldOut, settings: EvalSettings,
+                     rng: np.random.Generator) -> dict:
+    """Generate replies as each persona of `classes` (the most active ones that have enough training messages)
+    from real held-out contexts, and ask the style classifier which of `classes` wrote them.
+
+    The classifier's accuracy on real held-out messages of the same personas, among the same classes, is the
+    ceiling to read the figure against. With `keep_replies`, the first few replies per persona come back
+    (generated text, for the report; never real messages).
     """
     result = {"persona_fidelity": None, "real_fidelity": None, "by_persona": {}, "real_by_persona": {},
-              "generated": 0, "real_messages": 0, "classes": 0}
-    personas = set(model.authors.names[1:])
-    counts = Counter(m.author for m in train if in_stream(m) and m.author in personas)
-    classes = sorted(name for name, n in counts.items() if n >= settings.min_train_messages)
-    if len(classes) < 2:
+              "generated": 0, "real_messages": 0, "classes": 0, "replies": {}}
+    if classifier is None or len(classes) < 2:
         return result  # attribution needs at least two candidate authors
     known = set(classes)
     result["classes"] = len(classes)
-    examples = [m for m in train if in_stream(m) and m.author in known]
-    classifier = StyleClassifier().fit([m.text for m in examples], [m.author for m in examples])
-
     real = [m for m in held_messages if in_stream(m) and m.author in known]
     if real:
-        predicted = classifier.predict([m.text for m in real])
+        predicted = classifier.predict([m.text for m in real], among=classes)
         result["real_fidelity"], result["real_by_persona"] = _accuracy(predicted, [m.author for m in real])
         result["real_messages"] = len(real)
     if settings.samples_per_persona <= 0:
@@ -74,7 +82,9 @@ def persona_fidelity(model: LoadedModel, train: list[Message], held_messages: li
                                           seed=settings.seed * 100_003 + persona_id * 101 + j)
                 generated += replies
                 wanted += [name] * len(replies)
-    result["persona_fidelity"], result["by_persona"] = _accuracy(classifier.predict(generated), wanted)
+                kept = result["replies"].setdefault(name, [])
+                kept += replies[: max(0, settings.keep_replies - len(kept))]
+    result["persona_fidelity"], result["by_persona"] = _accuracy(classifier.predict(generated, among=classes), wanted)
     result["generated"] = len(generated)
     return result
 

@@ -65,14 +65,24 @@ def _from_checkpoint(path: str, device: str) -> LoadedModel:
     return LoadedModel(module.to(device).eval(), vocab, authors, "checkpoint", dict(train_config))
 
 
+def pass_steps(n_chars: int, n_authors: int, logit_mib: int) -> int:
+    """(row, step) positions one forward pass may read so that its logits fit in `logit_mib` MiB: 4 bytes each
+    for the character logits, their log-softmax and the speaker logits. With thousands of personas the speaker
+    logits dominate, so passes get shorter rather than memory larger."""
+    return max(1, (logit_mib << 20) // (4 * (2 * n_chars + n_authors)))
+
+
 @torch.no_grad()
 def score_sequences(module, sequences: list[ScoredSequence], n_targets: int, batch_tokens: int,
-                    device: str, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    device: str, max_pass_steps: int | None = None, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Bits of every target message, and the speaker head's argmax at its ⟨eos⟩, in padded batches.
 
     Sequences are sorted by length so a batch pads little; padding goes at the end, where a causal LSTM
-    cannot let it change the scored steps.
+    cannot let it change the scored steps. A batch holds at most `batch_tokens` padded steps and is read in
+    pieces of columns, carrying the state, so one forward pass reads at most `max_pass_steps` (row, step)
+    positions (`pass_steps`): its (B, t, V) and (B, t, A) logits stay bounded whatever V and A are.
     """
+    limit = max_pass_steps or batch_tokens
     bits = torch.zeros(n_targets, dtype=torch.float64, device=device)
     speaker = torch.zeros(n_targets, dtype=torch.long, device=device)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].chars))
@@ -80,31 +90,37 @@ def score_sequences(module, sequences: list[ScoredSequence], n_targets: int, bat
     while begin < len(order):
         end = begin + 1
         # lengths ascend, so a batch's padded size is (count) × (length of its last sequence)
-        while end < len(order) and (end - begin + 1) * len(sequences[order[end]].chars) <= batch_tokens:
+        while (end < len(order) and end - begin < limit
+               and (end - begin + 1) * len(sequences[order[end]].chars) <= batch_tokens):
             end += 1
         batch = [sequences[i] for i in order[begin:end]]
         B, T = len(batch), len(batch[-1].chars)
         chars = torch.full((B, T), pad_id, dtype=torch.long)
         authors = torch.zeros((B, T), dtype=torch.long)
         owner = torch.full((B, T), -1, dtype=torch.long)  # which target each scored step belongs to
-        eos_rows, eos_cols, eos_ids = [], [], []
+        at_eos = torch.full((B, T), -1, dtype=torch.long)  # which target's ⟨eos⟩ each step is
         for row, seq in enumerate(batch):
             chars[row, : len(seq.chars)] = torch.tensor(seq.chars)
             authors[row, : len(seq.authors)] = torch.tensor(seq.authors)
             for index, bos, n in seq.targets:
                 owner[row, bos : bos + n] = index
-                eos_rows.append(row)
-                eos_cols.append(bos + n + 1)
-                eos_ids.append(index)
-        chars, authors, owner = chars.to(device), authors.to(device), owner.to(device)
+                at_eos[row, bos + n + 1] = index
+        # step t predicts chars[t+1]; the last step predicts nothing scored here
+        targets = torch.cat([chars[:, 1:], torch.full((B, 1), pad_id, dtype=torch.long)], dim=1)  # (B, T)
+        chars, authors, owner, at_eos, targets = (t.to(device) for t in (chars, authors, owner, at_eos, targets))
         h, c = module.init_state(B)
-        char_logits, speaker_logits, _, _ = module(chars, authors, h.to(device), c.to(device))
-        # char_logits (B,T,V): step t predicts chars[t+1]; the last step predicts nothing scored here
-        targets = torch.cat([chars[:, 1:], torch.full((B, 1), pad_id, device=device)], dim=1)  # (B,T)
-        logp = torch.log_softmax(char_logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        scored = owner >= 0
-        bits.index_add_(0, owner[scored], -logp[scored].double() / LOG2)
-        picks = speaker_logits[torch.tensor(eos_rows), torch.tensor(eos_cols)].argmax(dim=-1)  # (targets,)
-        speaker[torch.tensor(eos_ids, device=device)] = picks
+        h, c = h.to(device), c.to(device)
+        width = max(1, limit // B)
+        for first in range(0, T, width):
+            cols = slice(first, first + width)
+            char_logits, speaker_logits, h, c = module(chars[:, cols], authors[:, cols], h, c)  # (B,t,V), (B,t,A)
+            logp = torch.log_softmax(char_logits.float(), dim=-1).gather(-1, targets[:, cols].unsqueeze(-1)).squeeze(-1)
+            own = owner[:, cols]
+            scored = own >= 0
+            bits.index_add_(0, own[scored], -logp[scored].double() / LOG2)
+            ends = at_eos[:, cols]
+            found = ends >= 0
+            if bool(found.any()):
+                speaker[ends[found]] = speaker_logits[found].argmax(dim=-1)  # (targets here,)
         begin = end
     return bits.cpu().numpy(), speaker.cpu().numpy()
