@@ -155,6 +155,18 @@ class MemorizationGuard:
         found = [start for start in found if start is not None]
         return min(found) if found else None
 
+    def cut_before(self, text: str) -> str:
+        """`text` up to the last word boundary before its first memorized span or message (maybe empty):
+        what a reply keeps when resampling did not get rid of a copy."""
+        start = self.memorized_start(text)
+        if start is None:
+            return text
+        head = text[:start]
+        if head and not head[-1].isspace():  # the span begins inside a word: drop that word too
+            cut = max(head.rfind(" "), head.rfind("\n"))
+            head = head[:cut] if cut >= 0 else ""
+        return head.rstrip()
+
     def _first_window(self, text: str) -> int | None:
         probe = window_hashes(text, self.n)
         pos = np.searchsorted(self.hashes, probe).clip(max=self.hashes.size - 1)

@@ -62,7 +62,8 @@ def run_info_command(args) -> int:
         lines.append(f"  data          {data.get('spoken_messages', data.get('messages', '?')):,} messages, "
                      f"{data.get('chars', 0):,} characters, {data.get('conversations', '?')} conversations, "
                      f"{span[0]} to {span[1]}")
-    lines.append(f"  guard         {'on (verbatim training spans are refused)' if info['guard'] else 'none'}")
+    guard = "on (a reply repeating a training message of 20+ characters or a long span is resampled, then cut)"
+    lines.append(f"  guard         {guard if info['guard'] else 'none'}")
     lines.append("  personas")
     authors = card.get("authors") or {}
     by_author = metrics.get("val_bpc_by_author") or {}

@@ -83,7 +83,7 @@ def test_classifier_rejects_bad_training_data():
 # evaluate() on a tiny model trained for a few seconds
 
 KEYS = ("bpc", "bpc_by_author", "author_gain_bpc", "context_gain_bpc", "next_speaker_accuracy",
-        "persona_fidelity", "real_fidelity")
+        "persona_fidelity", "real_fidelity", "copy_rate", "copy_rate_unguarded")
 
 
 def write_styled_corpus(path, rotate: bool, conversations: int = 4, per_conversation: int = 100) -> None:
@@ -132,6 +132,7 @@ def test_evaluate_reports_every_figure_within_its_range(trained):
     assert counts["held_out_messages"] == 4 * 10  # the training split: the latest 10% of each conversation
     assert counts["scored_messages"] == 40 and counts["personas_evaluated"] == 3
     assert counts["generated_replies"] == 3 * 6
+    assert result["copy_rate"] == 0.0 and result["copy_guard"] == "model"
     assert result["settings"]["val_fraction"] == 0.1  # taken from the run's own config
 
 

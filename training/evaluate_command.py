@@ -23,6 +23,9 @@ conversation — the same split training used, so nothing scored was trained on.
   persona_fidelity      a character n-gram style classifier, trained on the real training messages, reads
                         generated replies: how often does it name the persona they were generated for?
   real_fidelity         the same classifier on real held-out messages: the ceiling for persona_fidelity
+  copy_rate             generated replies that contain a training message of 20+ characters or a
+                        60-character span of one, with the model's memorization guard on (must be 0) and
+                        off (copy_rate_unguarded): what the guard is holding back
   self_attribution_accuracy
                         each sampled held-out message is scored after its real context under every
                         candidate persona (all of them up to 64; else its conversation's nearby speakers
@@ -182,5 +185,15 @@ def format_report(result: dict) -> str:
         f"{counts['generated_replies']} generated replies, {counts['personas_evaluated']} personas; "
         f"ceiling (real_fidelity) {_num(result['real_fidelity'], percent=True)}, "
         f"chance {_num(result['fidelity_chance'], percent=True)}",
+        f"copy_rate              {_num(result['copy_rate'], percent=True):>8}   generated replies repeating training "
+        f"text with the guard on ({_guard_note(result)}); guard off "
+        f"{_num(result['copy_rate_unguarded'], percent=True)}",
     ]
     return "\n".join(lines)
+
+
+def _guard_note(result: dict) -> str:
+    if result["copy_guard"] == "none":
+        return "this model has no guard, so on equals off"
+    counts = result["counts"]
+    return f"{counts['copy_resampled']} resampled, {counts['copy_cut']} cut"

@@ -88,6 +88,8 @@ def _headline(result: dict) -> str:
         ("persona_fidelity", _pct(result["persona_fidelity"]),
          f"{counts['generated_replies']} generated replies of {counts['personas_evaluated']} personas"),
         ("real_fidelity", _pct(result["real_fidelity"]), "the classifier on real held-out messages: the ceiling"),
+        ("copy_rate", _pct(result.get("copy_rate")),
+         f"replies repeating training text with the guard on; off: {_pct(result.get('copy_rate_unguarded'))}"),
     ]
     body = "".join(f"<tr><th>{_e(k)}</th><td class=\"n\">{_e(v)}</td><td>{_e(note)}</td></tr>" for k, v, note in rows)
     personas = counts.get("personas", len(result["model"]["personas"]))

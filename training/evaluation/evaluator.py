@@ -8,9 +8,12 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
+from model.guard import MemorizationGuard
 from model.stream import DEFAULT_SESSION_GAP
 from talklike.errors import UserError
 from training.corpus import Message, read_corpus
+from training.dataset import guard_texts
+from training.evaluation.copy_rate import copy_rate
 from training.evaluation.fidelity import fit_classifier, persona_fidelity
 from training.evaluation.held_out import held_out_part
 from training.evaluation.measures import author_gain, bpc_and_next_speaker, context_gain, gain_sample
@@ -25,8 +28,9 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
 
     Returns a dict with bpc (per character and per message), bpc_by_author, author_gain_bpc, context_gain_bpc,
     next_speaker_accuracy, self_attribution_accuracy (and with the speaker head's prior), the style classifier
-    on the same messages and candidates (real_fidelity_same_candidates), persona_fidelity, real_fidelity (each
-    None where the corpus cannot support it), per-persona breakdowns (the `top_personas` most active by name,
+    on the same messages and candidates (real_fidelity_same_candidates), persona_fidelity, real_fidelity, the
+    generated replies' copy_rate with the model's guard on (and copy_rate_unguarded) (each None where the corpus
+    cannot support it), per-persona breakdowns (the `top_personas` most active by name,
     ⟨rest⟩ for the others), counts and the settings used. Never includes real message text; generated
     replies only when `keep_replies` asks for them.
     """
@@ -60,7 +64,11 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
     eligible = personas.with_messages(settings.min_train_messages)
     classifier = clock("classifier", fit_classifier(train, eligible))
     classes = [name for name in personas.top if name in set(eligible)]
-    fidelity = clock("fidelity", persona_fidelity(model, classifier, classes, held_messages, held, settings, rng))
+    # The copy detector holds the training part as the guard would (whatever guard the model ships).
+    detector = MemorizationGuard.build(guard_texts(train), n=settings.copy_span) if settings.samples_per_persona else None
+    fidelity = clock("fidelity", persona_fidelity(model, classifier, classes, held_messages, held, settings, rng,
+                                                  detector))
+    copy = fidelity.get("copy") or copy_rate([], lambda i, attempt: "", None, model.guard)
     attribution = clock("self_attribution", self_attribution(module, vocab, held, personas, classifier, settings,
                                                              rng))
 
@@ -85,6 +93,9 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
         "persona_fidelity_by_author": fidelity["by_persona"],
         "real_fidelity_by_author": fidelity["real_by_persona"],
         "fidelity_chance": 1.0 / fidelity["classes"] if fidelity["classes"] else None,
+        "copy_rate": copy.guarded,
+        "copy_rate_unguarded": copy.unguarded,
+        "copy_guard": copy.guard,
         "personas_listed": personas.top,
         "rest_label": REST,
         "counts": {
@@ -100,6 +111,8 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
             "personas_listed": len(personas.top),
             "personas_evaluated": fidelity["classes"],
             "generated_replies": fidelity["generated"],
+            "copy_resampled": copy.resampled,
+            "copy_cut": copy.cut,
             "real_fidelity_messages": fidelity["real_messages"],
             "self_attribution_messages": attribution.messages,
             "self_attribution_candidates": attribution.candidates,

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from model.guard import MemorizationGuard
 from training.corpus import Message
+from training.evaluation.copy_rate import copy_rate
 from training.evaluation.held_out import HeldOut, in_stream
 from training.evaluation.scoring import LoadedModel
 from training.evaluation.settings import EvalSettings
@@ -32,13 +34,14 @@ def fit_classifier(train: list[Message], names: list[str]) -> StyleClassifier | 
 
 def persona_fidelity(model: LoadedModel, classifier: StyleClassifier | None, classes: list[str],
                      held_messages: list[Message], held: HeldOut, settings: EvalSettings,
-                     rng: np.random.Generator) -> dict:
+                     rng: np.random.Generator, detector: MemorizationGuard | None = None) -> dict:
     """Generate replies as each persona of `classes` (the most active ones that have enough training messages)
     from real held-out contexts, and ask the style classifier which of `classes` wrote them.
 
     The classifier's accuracy on real held-out messages of the same personas, among the same classes, is the
     ceiling to read the figure against. With `keep_replies`, the first few replies per persona come back
-    (generated text, for the report; never real messages).
+    (generated text, for the report; never real messages). With a `detector` (training text hashed), the
+    replies' copy rate with the model's guard off and on comes back under "copy".
     """
     result = {"persona_fidelity": None, "real_fidelity": None, "by_persona": {}, "real_by_persona": {},
               "generated": 0, "real_messages": 0, "classes": 0, "replies": {}}
@@ -70,22 +73,32 @@ def persona_fidelity(model: LoadedModel, classifier: StyleClassifier | None, cla
              for j in range(n_contexts)]
     generated: list[str] = []
     wanted: list[str] = []
+    origins: list[tuple[int, int, int]] = []  # (persona id, context, seed) of each reply, to resample it
+    sampling = dict(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p, min_chars=1,
+                    max_chars=settings.max_chars)
+
+    def regenerate(i: int, attempt: int) -> str:
+        persona_id, j, seed = origins[i]
+        return generator.reply(states[j], persona_id, n=1, seed=seed * 7 + 1_000_003 * attempt + i, **sampling)[0]
+
     with one_thread_on_cpu(settings.device):
         for name in classes:
             persona_id = model.authors.id_of(name)
             for j, state in enumerate(states):
                 if share[j] == 0:
                     continue
-                replies = generator.reply(state, persona_id, n=share[j], temperature=settings.temperature,
-                                          top_k=settings.top_k, top_p=settings.top_p, min_chars=1,
-                                          max_chars=settings.max_chars,
-                                          seed=settings.seed * 100_003 + persona_id * 101 + j)
+                seed = settings.seed * 100_003 + persona_id * 101 + j
+                replies = generator.reply(state, persona_id, n=share[j], seed=seed, **sampling)
                 generated += replies
                 wanted += [name] * len(replies)
+                origins += [(persona_id, j, seed)] * len(replies)
                 kept = result["replies"].setdefault(name, [])
                 kept += replies[: max(0, settings.keep_replies - len(kept))]
     result["persona_fidelity"], result["by_persona"] = _accuracy(classifier.predict(generated, among=classes), wanted)
     result["generated"] = len(generated)
+    if detector is not None:
+        with one_thread_on_cpu(settings.device):
+            result["copy"] = copy_rate(generated, regenerate, detector, model.guard, settings.guard_retries)
     return result
 
 

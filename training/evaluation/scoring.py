@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from model.guard import MemorizationGuard
 from model.vocab import AuthorTable, Vocabulary
 from talklike.errors import UserError
 from training.evaluation.held_out import ScoredSequence
@@ -29,6 +30,7 @@ class LoadedModel:
     authors: AuthorTable
     kind: str  # "artifact" or "checkpoint"
     train_config: dict = field(default_factory=dict)
+    guard: MemorizationGuard | None = None  # the memorization guard it ships with (run directory: guard.bin)
 
 
 def load_model(source: str | os.PathLike, device: str = "cpu") -> LoadedModel:
@@ -51,7 +53,7 @@ def load_model(source: str | os.PathLike, device: str = "cpu") -> LoadedModel:
     card = artifact.card or {}
     train_config = card.get("train_config") or {}
     module = artifact.module.to(device).eval()
-    return LoadedModel(module, artifact.vocab, artifact.authors, "artifact", dict(train_config))
+    return LoadedModel(module, artifact.vocab, artifact.authors, "artifact", dict(train_config), artifact.guard)
 
 
 def _from_checkpoint(path: str, device: str) -> LoadedModel:
@@ -62,7 +64,20 @@ def _from_checkpoint(path: str, device: str) -> LoadedModel:
     train_config = checkpoint.get("train_config") or {}
     if not isinstance(train_config, dict):
         train_config = asdict(train_config)
-    return LoadedModel(module.to(device).eval(), vocab, authors, "checkpoint", dict(train_config))
+    return LoadedModel(module.to(device).eval(), vocab, authors, "checkpoint", dict(train_config), _run_guard(path))
+
+
+def _run_guard(path: str) -> MemorizationGuard | None:
+    """The guard.bin of a run directory, or of the run a checkpoint file lies in (run/checkpoints/best.pt)."""
+    run_dir = path if os.path.isdir(path) else os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    guard_path = os.path.join(run_dir, "guard.bin")
+    if not os.path.isfile(guard_path):
+        return None
+    with open(guard_path, "rb") as handle:
+        try:
+            return MemorizationGuard.from_bytes(handle.read())
+        except ValueError as err:
+            raise UserError(f"{guard_path}: {err}") from None
 
 
 def pass_steps(n_chars: int, n_authors: int, logit_mib: int) -> int:

@@ -23,6 +23,8 @@ class EvalSettings:
     top_k: int = 0
     top_p: float = 1.0
     max_chars: int = 200  # longest generated reply
+    guard_retries: int = 3  # resamples of a reply that copies training text before it is cut (the engine's)
+    copy_span: int = 60  # verbatim span that counts as a copy for copy_rate (whole messages: 20+ characters)
     min_train_messages: int = 5  # a persona needs this many training messages to be a classifier class
     batch_tokens: int = 32768  # padded steps per batch of scored sequences
     logit_mib: int = 256  # logits one forward pass may hold: (B,T,V) + (B,T,A) bounded whatever the personas
