@@ -39,18 +39,11 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
     model = load_model(model_source, settings.device)
     corpus_path = os.fspath(corpus_path)
     messages = _read_corpus(corpus_path, model)
-    val_fraction = settings.val_fraction
-    if val_fraction is None:
-        val_fraction = float(model.train_config.get("val_fraction", 0.1))
-    gap = settings.session_gap
-    if gap is None:
-        gap = float(model.train_config.get("session_gap", DEFAULT_SESSION_GAP))
-    settings = replace(settings, val_fraction=val_fraction, session_gap=gap)
-
-    train, held_messages, held = held_out_part(messages, val_fraction, model.authors, gap)
+    settings = _as_trained(settings, model)
+    train, held_messages, held = held_out_part(messages, settings.val_fraction, model.authors, settings.session_gap)
     if not held.items:
         raise UserError(f"{corpus_path}: the held-out part is empty (too few messages per conversation to "
-                        f"hold out {val_fraction:.0%})")
+                        f"hold out {settings.val_fraction:.0%})")
     rng = np.random.default_rng(settings.seed)
     module, vocab = model.module, model.vocab
     personas = Personas.of(model.authors, train, settings.top_personas)
@@ -64,14 +57,33 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
     eligible = personas.with_messages(settings.min_train_messages)
     classifier = clock("classifier", fit_classifier(train, eligible))
     classes = [name for name in personas.top if name in set(eligible)]
-    # The copy detector holds the training part as the guard would (whatever guard the model ships).
+    # The copy detector holds the training part as the guard would, whatever guard the model ships.
     detector = MemorizationGuard.build(guard_texts(train), n=settings.copy_span) if settings.samples_per_persona else None
     fidelity = clock("fidelity", persona_fidelity(model, classifier, classes, held_messages, held, settings, rng,
                                                   detector))
-    copy = fidelity.get("copy") or copy_rate([], lambda i, attempt: "", None, model.guard)
     attribution = clock("self_attribution", self_attribution(module, vocab, held, personas, classifier, settings,
                                                              rng))
+    result = _result(model, settings, personas, held, figures, sample, by_author, by_context, fidelity, attribution)
+    result["counts"]["self_attribution_personas"] = len(eligible)
+    result["model"]["source"] = os.fspath(model_source)
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    result["seconds_by_measure"] = clock.seconds
+    return result
 
+
+def _as_trained(settings: EvalSettings, model: LoadedModel) -> EvalSettings:
+    """The settings with the run's own held-out fraction and session gap where they were left open."""
+    val_fraction, gap = settings.val_fraction, settings.session_gap
+    if val_fraction is None:
+        val_fraction = float(model.train_config.get("val_fraction", 0.1))
+    if gap is None:
+        gap = float(model.train_config.get("session_gap", DEFAULT_SESSION_GAP))
+    return replace(settings, val_fraction=val_fraction, session_gap=gap)
+
+
+def _result(model, settings, personas, held, figures, sample, by_author, by_context, fidelity, attribution) -> dict:
+    """The measures as one JSON-ready dict (no message text; generated replies only when asked for)."""
+    copy = fidelity.get("copy") or copy_rate([], lambda i, attempt: "", None, model.guard)
     result = {
         "bpc": figures.bpc,
         "bpc_per_message": figures.bpc_per_message,
@@ -116,12 +128,9 @@ def evaluate(model_source, corpus_path, settings: EvalSettings | None = None, **
             "real_fidelity_messages": fidelity["real_messages"],
             "self_attribution_messages": attribution.messages,
             "self_attribution_candidates": attribution.candidates,
-            "self_attribution_personas": len(eligible),
         },
-        "model": {"source": os.fspath(model_source), "kind": model.kind, "personas": list(model.authors.names[1:])},
+        "model": {"kind": model.kind, "personas": list(model.authors.names[1:])},
         "settings": asdict(settings),
-        "seconds": round(time.perf_counter() - started, 3),
-        "seconds_by_measure": clock.seconds,
     }
     if settings.keep_replies > 0:
         result["replies_by_persona"] = fidelity["replies"]  # generated text: asked for, never by default
