@@ -27,16 +27,16 @@ line inside a message that someone pasted stays part of that message (see `_read
 
 from __future__ import annotations
 
-import calendar
 import os
 import re
 from collections.abc import Iterator
-from datetime import date
 
 from training.corpus import Message
 from training.importers import app_lines
 from training.importers.base import FileReport, ImportOptions, SourceFile, paused_gc
 from training.importers.pseudonyms import Key, pseudonym
+from training.importers.whatsapp_bodies import classify_clean
+from training.importers.whatsapp_dates import Calendar, seconds_of_day
 
 FORMAT = "whatsapp"
 PLATFORM = "whatsapp"
@@ -72,49 +72,6 @@ _PHONE_IN_NAME = re.compile(r"\+?\d[\d\s\-\u2010\u2011().]{5,}\d")
 _MENTION = re.compile("@(?:\u2068([^\u2069\n]{1,40})\u2069|(\\+?\\d{6,15})(?!\\d))")
 
 
-def _spellings(phrase: str) -> tuple[str, ...]:
-    """The ways a placeholder is written verbatim: as listed, and with its first letter capitalized."""
-    at = next((index for index, char in enumerate(phrase) if char.isalpha()), 0)
-    return phrase, phrase[:at] + phrase[at].upper() + phrase[at + 1 :]
-
-
-def _stopped(phrase: str) -> tuple[str, ...]:
-    """`_spellings` of a sentence, bare and with a final full stop."""
-    return tuple(spelling for stop in ("", ".", "。") for spelling in _spellings(phrase + stop))
-
-
-# Placeholders, deletion notices and other whole-body app lines as exports write them (app_lines holds them in
-# every language), for one dictionary lookup per message; other casings take the slower, folded look.
-_EXACT: dict[str, tuple[str | None, str]] = {}
-for _language in app_lines.LANGUAGES.values():
-    for _phrase, _kind in _language.media.items():
-        _EXACT.update(dict.fromkeys(_spellings(_phrase), (_kind, "")))
-    for _phrase in _language.calls:
-        _EXACT.update(dict.fromkeys(_spellings(_phrase), ("call", "")))
-    for _phrase in _language.deleted:
-        _EXACT.update(dict.fromkeys(_stopped(_phrase), (None, app_lines.DELETED)))
-    for _phrase, _reason in _language.app.items():
-        _EXACT.update(dict.fromkeys(_stopped(_phrase), (None, _reason)))
-_EXACT[app_lines.NULL_BODY] = (None, app_lines.NULL)
-# Last three characters of every placeholder's last word (as written, capitalized, in capitals), with and without a
-# final period: a body ending in one gets the slower look; a set lookup rules most bodies out at once.
-_TAILS = frozenset(tail for word in app_lines.LAST_WORDS for cased in (word, word.capitalize(), word.upper())
-                   for tail in (cased[-3:], (cased + ".")[-3:], (cased + "。")[-3:]))
-
-# iOS: "<attached: 00000042-PHOTO-2019-06-20-15-58-57.jpg>" (localized word before the colon).
-_ATTACHED = re.compile(r"<[^<>:\n]{2,24}: ?(\d{8}-[^<>\n]*\.\w{1,5})>")
-# Android with media: "IMG-20200101-WA0001.jpg (file attached)"; the caption follows on the next lines.
-_FILE_ATTACHED = re.compile(
-    r"((?:IMG|VID|PTT|AUD|STK|DOC)-\d{8}-WA\d+\.(\w{1,5})) \([^()\n]{3,40}\)"
-    r"|(\S[^\n]*\.(\w{2,5})) \((?:" + "|".join(re.escape(word) for word in app_lines.ATTACHED_WORDS) + r")\)",
-    re.IGNORECASE,
-)
-_ANDROID_PREFIX = {"IMG": "photo", "VID": "video", "PTT": "voice", "AUD": "audio", "STK": "sticker", "DOC": "file"}
-_IOS_TOKEN = re.compile(r"-(PHOTO|VIDEO|AUDIO|STICKER|GIF|CONTACT|CONTACT-CARD)-")
-_IOS_KIND = {"PHOTO": "photo", "VIDEO": "video", "AUDIO": "audio", "STICKER": "sticker", "GIF": "gif",
-             "CONTACT": "contact", "CONTACT-CARD": "contact"}
-_LOCATION = re.compile(r"(?:" + "|".join(re.escape(word) for word in app_lines.LOCATION_WORDS)
-                       + r"): https?://\S+", re.IGNORECASE)
 _FILE_PREFIXES = re.compile(
     r"^(?:WhatsApp[ -]Chat(?: with| mit| met| con| avec| com)?|WhatsApp Chat -|Chat de WhatsApp con"
     r"|Conversa do WhatsApp com|Discussion WhatsApp avec|Chat WhatsApp con|WhatsApp-chat met)[ -]*",
@@ -202,7 +159,7 @@ def _read(text: str, conversation: str, report: FileReport, day_first: bool | No
     when it is not later than that message and the file's own headers resume within `_MAX_PASTED` lines (a
     file that really changes style, two exports joined, keeps its messages and adopts the new style). Time
     order alone cannot tell: real exports put late deliveries, missed calls and whole stretches out of order."""
-    midnights = _Calendar(day_first)
+    midnights = Calendar(day_first)
     days = midnights.days
     messages: list[Message] = []
     dates: list[str] = []  # per message: its date ("[" first for iOS), to redo its time if the order changes
@@ -228,7 +185,7 @@ def _read(text: str, conversation: str, report: FileReport, day_first: bool | No
             time_key = time_text if half is None else time_text + half
             second = times.get(time_key, -1)
             if second == -1:
-                second = times[time_key] = _seconds(time_text, half)
+                second = times[time_key] = seconds_of_day(time_text, half)
             if bracket is not None:
                 date_text = "[" + date_text
             day = days.get(date_text, -1)  # midnights are multiples of 86400: never -1
@@ -347,84 +304,6 @@ def _count_preamble(text: str, report: FileReport) -> None:
         report.skip("text before the first message", lines)
 
 
-def _seconds(time_text: str, half: str | None) -> int | None:
-    """Seconds into the day for "21:43", "21.25.15", "1:55" + "p"; None when out of range."""
-    parts = [int(part) for part in _DIGITS.findall(time_text)]
-    hour, minute = parts[0], parts[1]
-    second = parts[2] if len(parts) > 2 else 0
-    if half is not None:
-        if not 1 <= hour <= 12:
-            return None
-        hour = hour % 12 + (12 if half in "pP" else 0)
-    if hour > 23 or minute > 59 or second > 59:
-        return None
-    return hour * 3600 + minute * 60 + second
-
-
-class _Calendar:
-    """Dates to seconds since the epoch at midnight, learning the order of day and month per header style
-    (bracket, separator) from the dates themselves: a first field above 12 means day first, a second field
-    above 12 month first; until then dotted and dashed dates are day first and slashed ones month first."""
-
-    def __init__(self, day_first: bool | None):
-        self.day_first = day_first  # the user's choice, which overrides the evidence
-        self.days: dict[str, int | None] = {}  # date text ("[" first for iOS) -> midnight, None if impossible
-        self.changed = False  # an order changed after dates of its style were converted
-        self._parsed: dict[str, tuple] = {}
-        self._seen: dict[tuple, set] = {}  # style -> {"day", "month"}
-
-    def midnight(self, key: str) -> int | None:
-        """Convert a date seen for the first time (and learn from it)."""
-        date_text = key.lstrip("[")
-        numbers = [int(part) for part in _DIGITS.findall(date_text)]
-        style = (key.startswith("["), date_text[len(date_text) - len(date_text.lstrip("0123456789"))])
-        year_first = len(_DIGITS.match(date_text).group()) >= 3
-        self._parsed[key] = (style, year_first, numbers)
-        if not year_first:
-            before = self._day_first(style)
-            seen = self._seen.setdefault(style, set())
-            if numbers[0] > 12:
-                seen.add("day")
-            if numbers[1] > 12:
-                seen.add("month")
-            if self._day_first(style) != before:
-                converted = [other for other in self.days if self._parsed[other][0] == style]
-                self.changed = self.changed or bool(converted)
-                for other in converted:
-                    self.days[other] = self._convert(other)
-        value = self.days[key] = self._convert(key)
-        return value
-
-    def _day_first(self, style: tuple) -> bool:
-        if self.day_first is not None:
-            return self.day_first
-        seen = self._seen.get(style, ())
-        if "day" in seen:
-            return True
-        if "month" in seen:
-            return False
-        return style[1] != "/"
-
-    def _convert(self, key: str) -> int | None:
-        style, year_first, numbers = self._parsed[key]
-        if year_first:
-            year, month, day = numbers
-        elif self._day_first(style):
-            day, month, year = numbers
-        else:
-            month, day, year = numbers
-        if month > 12 and day <= 12:  # this one date contradicts its file's order
-            day, month = month, day
-        if year < 100:
-            year += 2000
-        if not (1 <= month <= 12 and 1 <= year <= 9999 and 1 <= day <= calendar.monthrange(year, month)[1]):
-            return None
-        return (date(year, month, day).toordinal() - _EPOCH) * 86400
-
-
-_EPOCH = date(1970, 1, 1).toordinal()
-
-
 def _classify(body: str, key: Key = None) -> tuple[str | None, str]:
     """(kind, text) for a message body, or (None, reason) when it is not kept."""
     if not body.isascii():
@@ -437,67 +316,13 @@ def _classify(body: str, key: Key = None) -> tuple[str | None, str]:
             body = body.translate(_TEXT_CLEAN)
     elif "@" in body:
         body = _MENTION.sub(lambda match: _mention(match, key), body)
-    return _classify_clean(body)
+    return classify_clean(body)
 
 
 def reread(text: str) -> tuple[str | None, str]:
     """What today's rules make of a text an earlier import kept as speech (its marks and numbers handled then):
     (kind, text), or (None, reason) when it is an app line after all."""
-    return _classify_clean(text)
-
-
-def _classify_clean(body: str) -> tuple[str | None, str]:
-    """`_classify` once direction marks and mentions are dealt with."""
-    body = body.strip()
-    # Cheap tests first: most bodies are plain speech and skip everything below.
-    exact = _EXACT.get(body)
-    if exact is not None:
-        return exact
-    if not ("<" in body or ")" in body or ":" in body or (body[-3:] in _TAILS and _placeholder_end(body))):
-        # An app notice whose U+200E was lost: whole sentences, ending in a period.
-        reason = app_lines.notice(body) if body[-1:] in ".。" else None
-        return (None, reason) if reason else ("text", body)
-    return _classify_slowly(body)
-
-
-def _classify_slowly(body: str) -> tuple[str | None, str]:
-    """`_classify` for the bodies the cheap tests could not settle."""
-    body = app_lines.strip_edited(body)
-    found = app_lines.whole_body(body)
-    if found is not None:
-        return found
-    first, _, caption = body.partition("\n")
-    first = first.strip()
-    attached = _ATTACHED.fullmatch(first) if first.startswith("<") else None
-    if attached:
-        token = _IOS_TOKEN.search(attached.group(1))
-        kind = _IOS_KIND[token.group(1)] if token else ("contact" if attached.group(1).lower().endswith(".vcf") else "file")
-        return kind, "" if kind == "contact" else caption.strip()
-    attached = _FILE_ATTACHED.fullmatch(first) if first.endswith(")") else None
-    if attached:
-        name = attached.group(1) or attached.group(3)
-        extension = (attached.group(2) or attached.group(4)).lower()
-        kind = "contact" if extension == "vcf" else _ANDROID_PREFIX.get(name[:3].upper(), "file")
-        return kind, "" if kind == "contact" else caption.strip()
-    if caption:  # Android with media: "<Media omitted>" and the caption on the lines below
-        kind = app_lines.MEDIA.get(first.casefold())
-        if kind is not None:
-            return kind, "" if kind in ("contact", "call", "location") else caption.strip()
-    folded = body.casefold()
-    if "://" in folded and _LOCATION.fullmatch(folded):
-        return "location", ""
-    if first == "POLL:":
-        return "poll", caption.strip().split("\n", 1)[0].strip()
-    if folded.endswith(app_lines.DOCUMENT_SUFFIXES):
-        return "file", ""
-    reason = app_lines.notice(body)
-    return (None, reason) if reason else ("text", body)
-
-
-def _placeholder_end(body: str) -> bool:
-    """Whether the body's last word ends one of the table's placeholders ("… omitted", "… gelöscht.")."""
-    last = body.rsplit(None, 1)[-1].casefold().rstrip(".。").strip("<>")
-    return last in app_lines.LAST_WORDS
+    return classify_clean(text)
 
 
 def _marked(body: str, key: Key) -> tuple[str | None, str]:
