@@ -30,7 +30,7 @@ import made with that key. A file or zip member over --max-file-mb, or one that 
 bomb, is refused; symlinks leading out of a folder are not followed.
 
 Only people's own words are read as theirs: forwards, inline bots' posts and pastes (documents, data,
-other chats' transcripts: see the README for the rule) keep their place as kind forward, via_bot or
+other chats' transcripts: docs/exporting.md states the rule) keep their place as kind forward, via_bot or
 paste, and app lines filed under a person (encryption notices, deletion and view-once placeholders, ...)
 are dropped; the report counts each under its reason. Importing a corpus applies these rules again.
 """

@@ -2,7 +2,7 @@
 
 A drawing tool's JSON clipboard, a generated answer, an article, a log: a few such messages can outweigh
 months of chat in characters, and the model then learns to write them. The import keeps them in place as
-`kind: paste` (their text stays in the corpus, the stream does not read it) by one rule, stated in the README:
+`kind: paste` (their text stays in the corpus, the stream does not read it) by one rule, stated in docs/exporting.md:
 
     A text message is a paste when it is longer than max(2,000, 10 x the import's 90th-percentile message
     length) characters ("paste: long"); or when it is over 300 characters and more than half of its

@@ -12,7 +12,7 @@ import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))  # each worker holds torch and the model (~250 MB)
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))  # each worker holds torch and the model (benchmarks/bench_memory.py measures it)
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 60  # a worker silent this long is restarted
 graceful_timeout = 30  # SIGTERM: in-flight requests and background replies get this long to finish

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     serve = subparsers.add_parser(
         "serve", help="run the web console and webhooks locally",
         description="Serve the app (console at /, webhooks, /healthz) on this machine. Settings come from the "
-                    "environment (TALKLIKE_*, MESSENGER_*, TELEGRAM_*; see the README); flags override them.")
+                    "environment (TALKLIKE_*, MESSENGER_*, TELEGRAM_*; see docs/settings.md); flags override them.")
     serve.add_argument("model", nargs="?", help="model file or URL (default: $TALKLIKE_MODEL)")
     serve.add_argument("--port", type=int, help="port (default: $PORT or 8000)")
     serve.add_argument("--host", default="127.0.0.1",
@@ -56,7 +56,7 @@ def serve_command(args) -> int:
     print(f"talklike is serving {shown} at http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     if "talklike.console" not in app.extensions:
         print("the console is off on a public address: set TALKLIKE_CONSOLE_TOKEN and TALKLIKE_CONSOLE_HOST to "
-              "open it with a password (see the README)", flush=True)
+              "open it with a password (see docs/console.md)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from talklike.errors import UserError
 POLLING_HELP = """\
 Run the Telegram bot on this machine: it long-polls Telegram for updates (no public URL needed) and deletes
 any webhook first. The token comes from @BotFather: --token or $TELEGRAM_TOKEN. Settings come from the
-environment (TALKLIKE_*, TELEGRAM_*; see the README); flags override them. Ctrl-C stops."""
+environment (TALKLIKE_*, TELEGRAM_*; see docs/settings.md); flags override them. Ctrl-C stops."""
 SETUP_HELP = """\
 Point Telegram at a deployed app: setWebhook with the URL (ending in /telegram/webhook) and the secret
 Telegram will send in X-Telegram-Bot-Api-Secret-Token (--secret or $TELEGRAM_WEBHOOK_SECRET; the app must

@@ -41,7 +41,7 @@ def _secret() -> object:
 
 @dataclass
 class AppConfig:
-    """Every variable the app reads; `from_env` documents the names (see the README's table)."""
+    """Every variable the app reads; `from_env` documents the names (docs/settings.md lists them)."""
 
     model: str | None = None  # TALKLIKE_MODEL: artifact path or https URL
     model_sha256: str | None = None  # TALKLIKE_MODEL_SHA256: checked after a download and at every start
@@ -77,7 +77,7 @@ class AppConfig:
     allow_unguarded: bool = False  # TALKLIKE_ALLOW_UNGUARDED=1: serve a model without a memorization guard
     retention_days: float = DEFAULT_RETENTION_DAYS  # TALKLIKE_RETENTION_DAYS: a silent conversation is forgotten
 
-    # name of the variable for every field (the README's table lists the same)
+    # name of the variable for every field (docs/settings.md lists the same)
     ENV = {
         "model": "TALKLIKE_MODEL", "model_sha256": "TALKLIKE_MODEL_SHA256", "store_url": "TALKLIKE_STORE_URL",
         "persona": "TALKLIKE_PERSONA", "personas": "TALKLIKE_PERSONAS",
