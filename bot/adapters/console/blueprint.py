@@ -70,18 +70,20 @@ def login():
     access = current_app.extensions["talklike.console"]
     if request.method == "POST":
         return access.login(request)
-    response = console.send_static_file("login.html")
-    response.headers["Content-Security-Policy"] = LOGIN_CONTENT_SECURITY_POLICY
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _page("login.html", LOGIN_CONTENT_SECURITY_POLICY, "no-store")
 
 
 @console.get("/")
 def index():
     """The console page."""
-    response = console.send_static_file("index.html")
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["Cache-Control"] = "no-cache"
+    return _page("index.html", CONTENT_SECURITY_POLICY, "no-cache")
+
+
+def _page(name: str, content_security_policy: str, cache_control: str):
+    """A static page with its own Content-Security-Policy and caching rule."""
+    response = console.send_static_file(name)
+    response.headers["Content-Security-Policy"] = content_security_policy
+    response.headers["Cache-Control"] = cache_control
     return response
 
 
