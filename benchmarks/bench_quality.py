@@ -12,7 +12,9 @@ slice of the training part, with per-author models mixed in) and scored on the s
 
 Printed side by side: held-out bpc (per character and per message), author gain of both, the model's context
 gain, self-attribution accuracy against the style classifier on the same messages, persona fidelity against
-real fidelity, copy rate with the guard on and off, and training characters/s; then the targets of issue 13
+real fidelity, copy rate with the guard on and off, and training characters/s; where the bits go (bpc of both
+by position in the message, and for messages that open a turn against those that continue one); then the
+targets of issue 13
 with whether each holds. Figures only, never message text. --reuse keeps an existing WORKDIR/run (no
 training) to re-measure it.
 """
@@ -26,6 +28,8 @@ import statistics
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -69,32 +73,76 @@ def training_chars_per_s(run_dir: str) -> float | None:
     return statistics.median(rates) if rates else None
 
 
-def baseline_figures(run_dir: str, corpus: str, val_fraction: float, gap: float) -> dict:
-    """Fit the n-gram on the run's training part and score the held-out messages evaluation scores."""
-    import numpy as np
-
+def fitted_baseline(run_dir: str, corpus: str, val_fraction: float, gap: float):
+    """(the model, the held-out part as evaluation reads it, the n-gram fitted on the run's training part)."""
     from training.evaluation.held_out import held_out_part
     from training.evaluation.scoring import load_model
     from training.ngram_baseline import fit_baseline
 
     model = load_model(run_dir)
     train_part, _, held = held_out_part(list(read_corpus(corpus)), val_fraction, model.authors, gap)
-    baseline = fit_baseline(train_part, model.vocab, model.authors,
-                            log=lambda line: print(line, file=sys.stderr))
-    texts = [held.convs[it.conv][it.pos].text for it in held.items]
-    ids = [held.author_id(it) for it in held.items]
+    baseline = fit_baseline(train_part, model.vocab, model.authors, log=lambda line: print(line, file=sys.stderr))
+    return model, held, baseline
+
+
+def held_texts(held) -> tuple[list[str], list[int]]:
+    return [held.convs[it.conv][it.pos].text for it in held.items], [held.author_id(it) for it in held.items]
+
+
+def baseline_figures(baseline, held) -> dict:
+    """The n-gram's held-out bpc with and without the author, on every held-out message."""
+    texts, ids = held_texts(held)
     figures = {}
     for label, with_author in (("with_author", True), ("global", False)):
         bits = [b for b in baseline.message_bits(texts, ids, with_author) if len(b)]
         chars = sum(len(b) for b in bits)
         figures[label] = {"bpc": sum(float(b.sum()) for b in bits) / chars,
                           "bpc_per_message": float(np.mean([b.mean() for b in bits]))}
-    return {"bpc": figures["with_author"]["bpc"], "bpc_per_message": figures["with_author"]["bpc_per_message"],
-            "bpc_global": figures["global"]["bpc"],
-            "author_gain_bpc": figures["global"]["bpc"] - figures["with_author"]["bpc"],
-            "author_gain_bpc_per_message": (figures["global"]["bpc_per_message"]
-                                            - figures["with_author"]["bpc_per_message"]),
+    mixed, alone = figures["with_author"], figures["global"]
+    return {"bpc": mixed["bpc"], "bpc_per_message": mixed["bpc_per_message"], "bpc_global": alone["bpc"],
+            "author_gain_bpc": alone["bpc"] - mixed["bpc"],
+            "author_gain_bpc_per_message": alone["bpc_per_message"] - mixed["bpc_per_message"],
             "messages": len(texts), **baseline.report["chosen"], "fit_seconds": baseline.report["fit_seconds"]}
+
+
+POSITIONS = (0, 1, 5, 20)  # characters 1, 2–5, 6–20, 21 on
+POSITION_LABELS = ("char 1", "chars 2-5", "chars 6-20", "chars 21+")
+
+
+def where_bits_go(model, baseline, held, context_messages: int = 8, segment_messages: int = 16) -> list[dict]:
+    """Bits per character of both models by position in the message, and for messages that open a turn (another
+    author, or a session, before them) against those that continue one: the same runs evaluation scores."""
+    from training.evaluation.held_out import build_sequence
+    from training.evaluation.scoring import pass_steps, score_sequences
+
+    items = held.items
+    runs = held.segments(segment_messages)
+    sequences = [build_sequence(model.vocab, held.context(items[run[0]], context_messages),
+                                [(i, held.entry(items[i].conv, items[i].pos)) for i in run]) for run in runs]
+    limit = pass_steps(len(model.vocab), len(model.authors), 256)
+    _, _, lstm = score_sequences(model.module, sequences, len(items), 32768, "cpu", limit, position_edges=POSITIONS)
+    texts, ids = held_texts(held)
+    ngram = np.zeros_like(lstm)
+    chars = np.zeros_like(lstm)
+    for row, bits in enumerate(baseline.message_bits(texts, ids)):
+        for column, (low, high) in enumerate(zip(POSITIONS, (*POSITIONS[1:], None), strict=True)):
+            ngram[row, column] = bits[low:high].sum()
+            chars[row, column] = len(bits[low:high])
+    opens = np.array([it.pos == 0 or held.convs[it.conv][it.pos - 1].author != held.convs[it.conv][it.pos].author
+                      for it in items])
+    rows = []
+    for column, label in enumerate(POSITION_LABELS):
+        rows.append(_bits_row(label, lstm[:, column], ngram[:, column], chars[:, column], chars.sum()))
+    for label, chosen in (("opens a turn", opens), ("continues a turn", ~opens)):
+        rows.append(_bits_row(label, lstm[chosen].sum(axis=1), ngram[chosen].sum(axis=1), chars[chosen].sum(axis=1),
+                              chars.sum()))
+    return rows
+
+
+def _bits_row(label: str, lstm: np.ndarray, ngram: np.ndarray, chars: np.ndarray, all_chars: float) -> dict:
+    n = float(chars.sum())
+    return {"where": label, "chars_share": n / all_chars if all_chars else None,
+            "talklike_bpc": float(lstm.sum()) / n if n else None, "baseline_bpc": float(ngram.sum()) / n if n else None}
 
 
 def targets(model: dict, baseline: dict, minutes: float) -> list[tuple[str, bool | None]]:
@@ -140,7 +188,10 @@ def render(result: dict) -> str:
              f"{result['held_out_messages']:,} held-out messages; baseline {b['method']} order {b['order']} "
              f"(fitted in {b['fit_seconds']:.0f} s)",
              f"{'':<22}{'talklike':>12}  baseline", *(f"{k:<22}{v:>12}  {w}" for k, v, w in rows),
-             f"bpc ratio talklike/baseline {m['bpc'] / b['bpc']:.3f}", "targets:"]
+             f"bpc ratio talklike/baseline {m['bpc'] / b['bpc']:.3f}", "where the bits go (bpc):",
+             *(f"  {row['where']:<20}{fmt(row['talklike_bpc']):>12}  {fmt(row['baseline_bpc'])}   "
+               f"{fmt(row['chars_share'], True)} of the characters" for row in result["where_bits_go"]),
+             "targets:"]
     lines += [f"  [{'yes' if ok else 'n/a' if ok is None else 'NO '}] {name}" for name, ok in result["targets"]]
     return "\n".join(lines)
 
@@ -168,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
 
     measured = evaluate(run_dir, corpus, max_messages=10**9)
     settings = measured["settings"]
-    baseline = baseline_figures(run_dir, corpus, settings["val_fraction"], settings["session_gap"])
+    loaded, held, fitted = fitted_baseline(run_dir, corpus, settings["val_fraction"], settings["session_gap"])
+    baseline = baseline_figures(fitted, held)
+    where = where_bits_go(loaded, fitted, held, settings["context_messages"], settings["segment_messages"])
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
         config = json.load(handle)
     keys = ("bpc", "bpc_per_message", "author_gain_bpc", "author_gain_bpc_per_message", "context_gain_bpc",
@@ -179,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"corpus": args.corpus, "minutes": args.minutes,
               "preset": config.get("preset") or config.get("train", {}).get("preset") or args.preset,
               "held_out_messages": measured["counts"]["held_out_messages"], "talklike": model, "baseline": baseline,
-              "bpc_ratio": model["bpc"] / baseline["bpc"], "workdir": workdir}
+              "bpc_ratio": model["bpc"] / baseline["bpc"], "where_bits_go": where, "workdir": workdir}
     result["targets"] = targets(model, baseline, args.minutes)
     print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else render(result))
     return 0

@@ -52,6 +52,12 @@ def test_bench_quality_measures_model_and_baseline_on_the_same_split(tmp_path, c
     assert math.isfinite(model["bpc"]) and model["train_chars_per_s"] > 0
     assert result["bpc_ratio"] == pytest.approx(model["bpc"] / baseline["bpc"])
     assert model["copy_rate"] == 0.0
+    # Where the bits go: the position rows split exactly the characters both sides scored.
+    positions = result["where_bits_go"][:4]
+    assert sum(row["chars_share"] for row in positions) == pytest.approx(1.0)
+    for side, figure in (("talklike_bpc", model["bpc"]), ("baseline_bpc", baseline["bpc"])):
+        assert sum(row[side] * row["chars_share"] for row in positions) == pytest.approx(figure, rel=1e-6)
+    assert [row["where"] for row in result["where_bits_go"][4:]] == ["opens a turn", "continues a turn"]
     names = [name for name, _ in result["targets"]]
     assert names[0] == "bpc ≥ 0.1 below the baseline" and len(names) == 6
 

@@ -279,8 +279,10 @@ def test_batched_scoring_matches_one_sequence_at_a_time(batch_tokens, pass_steps
         build_sequence(vocab, [], [(1, (2, "🎉 42", True)), (2, (1, "ab", False))]),
         build_sequence(vocab, [(0, "lol", True)], [(3, (0, "XYZ!!! abc", False))]),
     ]
-    bits, speaker = score_sequences(model, sequences, 4, batch_tokens=batch_tokens, device="cpu",
-                                    max_pass_steps=pass_steps)
+    edges = (0, 1, 3)  # the first character, the second and third, the rest
+    bits, speaker, by_position = score_sequences(model, sequences, 4, batch_tokens=batch_tokens, device="cpu",
+                                                 max_pass_steps=pass_steps, position_edges=edges)
+    assert by_position.shape == (4, 3) and by_position.sum(axis=1) == pytest.approx(bits)
     with torch.no_grad():
         for seq in sequences:
             chars = torch.tensor([seq.chars])
@@ -288,8 +290,9 @@ def test_batched_scoring_matches_one_sequence_at_a_time(batch_tokens, pass_steps
             logits, speaker_logits, _, _ = model(chars, torch.tensor([seq.authors]), h, c)
             logp = torch.log_softmax(logits[0], dim=-1)
             for index, bos, n in seq.targets:
-                expected = -sum(logp[bos + i, seq.chars[bos + i + 1]].item() for i in range(n)) / math.log(2)
-                assert bits[index] == pytest.approx(expected, rel=1e-4)
+                step = [-logp[bos + i, seq.chars[bos + i + 1]].item() / math.log(2) for i in range(n)]
+                assert bits[index] == pytest.approx(sum(step), rel=1e-4)
+                assert by_position[index] == pytest.approx([step[0], sum(step[1:3]), sum(step[3:])], rel=1e-4, abs=1e-9)
                 assert n == len(vocab.encode(["cab lol", "🎉 42", "ab", "XYZ!!! abc"][index]))
                 assert seq.chars[bos + n + 1] == vocab.EOS
                 assert speaker[index] == int(speaker_logits[0, bos + n + 1].argmax())

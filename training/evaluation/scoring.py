@@ -89,8 +89,11 @@ def pass_steps(n_chars: int, n_authors: int, logit_mib: int) -> int:
 
 @torch.no_grad()
 def score_sequences(module, sequences: list[ScoredSequence], n_targets: int, batch_tokens: int,
-                    device: str, max_pass_steps: int | None = None, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Bits of every target message, and the speaker head's argmax at its ⟨eos⟩, in padded batches.
+                    device: str, max_pass_steps: int | None = None, pad_id: int = 0,
+                    position_edges: tuple[int, ...] | None = None) -> tuple[np.ndarray, ...]:
+    """Bits of every target message, and the speaker head's argmax at its ⟨eos⟩, in padded batches. With
+    `position_edges` (ascending, from 0), also the bits of each message split by where in it a character
+    sits, (n_targets, len(edges)): column j holds characters edges[j] ≤ index < edges[j+1].
 
     Sequences are sorted by length so a batch pads little; padding goes at the end, where a causal LSTM
     cannot let it change the scored steps. A batch holds at most `batch_tokens` padded steps and is read in
@@ -100,6 +103,9 @@ def score_sequences(module, sequences: list[ScoredSequence], n_targets: int, bat
     limit = max_pass_steps or batch_tokens
     bits = torch.zeros(n_targets, dtype=torch.float64, device=device)
     speaker = torch.zeros(n_targets, dtype=torch.long, device=device)
+    edges = None if position_edges is None else torch.tensor(position_edges, device=device)
+    n_buckets = 0 if edges is None else len(position_edges)
+    by_position = torch.zeros(n_targets * max(1, n_buckets), dtype=torch.float64, device=device)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].chars))
     begin = 0
     while begin < len(order):
@@ -114,15 +120,18 @@ def score_sequences(module, sequences: list[ScoredSequence], n_targets: int, bat
         authors = torch.zeros((B, T), dtype=torch.long)
         owner = torch.full((B, T), -1, dtype=torch.long)  # which target each scored step belongs to
         at_eos = torch.full((B, T), -1, dtype=torch.long)  # which target's ⟨eos⟩ each step is
+        offset = torch.zeros((B, T), dtype=torch.long)  # index in its message of the character a step predicts
         for row, seq in enumerate(batch):
             chars[row, : len(seq.chars)] = torch.tensor(seq.chars)
             authors[row, : len(seq.authors)] = torch.tensor(seq.authors)
             for index, bos, n in seq.targets:
                 owner[row, bos : bos + n] = index
                 at_eos[row, bos + n + 1] = index
+                offset[row, bos : bos + n] = torch.arange(n)
         # step t predicts chars[t+1]; the last step predicts nothing scored here
         targets = torch.cat([chars[:, 1:], torch.full((B, 1), pad_id, dtype=torch.long)], dim=1)  # (B, T)
-        chars, authors, owner, at_eos, targets = (t.to(device) for t in (chars, authors, owner, at_eos, targets))
+        chars, authors, owner, at_eos, targets, offset = (t.to(device) for t in (chars, authors, owner, at_eos,
+                                                                                  targets, offset))
         h, c = module.init_state(B)
         h, c = h.to(device), c.to(device)
         width = max(1, limit // B)
@@ -132,10 +141,16 @@ def score_sequences(module, sequences: list[ScoredSequence], n_targets: int, bat
             logp = torch.log_softmax(char_logits.float(), dim=-1).gather(-1, targets[:, cols].unsqueeze(-1)).squeeze(-1)
             own = owner[:, cols]
             scored = own >= 0
-            bits.index_add_(0, own[scored], -logp[scored].double() / LOG2)
+            step_bits = -logp[scored].double() / LOG2
+            bits.index_add_(0, own[scored], step_bits)
+            if edges is not None:
+                bucket = torch.bucketize(offset[:, cols][scored], edges, right=True) - 1
+                by_position.index_add_(0, own[scored] * n_buckets + bucket, step_bits)
             ends = at_eos[:, cols]
             found = ends >= 0
             if bool(found.any()):
                 speaker[ends[found]] = speaker_logits[found].argmax(dim=-1)  # (targets here,)
         begin = end
+    if edges is not None:
+        return bits.cpu().numpy(), speaker.cpu().numpy(), by_position.view(n_targets, n_buckets).cpu().numpy()
     return bits.cpu().numpy(), speaker.cpu().numpy()
