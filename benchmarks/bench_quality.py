@@ -22,6 +22,7 @@ training) to re-measure it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -50,14 +51,19 @@ def is_play(path: str) -> bool:
 def prepare_corpus(source: str, corpus: str) -> None:
     if is_play(source):
         write_corpus(corpus, shakespeare_messages(source))
-    elif talklike(["import", source, "-o", corpus]) != 0:
+        return
+    with contextlib.redirect_stdout(sys.stderr):  # the import report; stdout carries only the figures
+        failed = talklike(["import", source, "-o", corpus]) != 0
+    if failed:
         raise SystemExit(f"bench_quality: importing {source} failed")
 
 
 def train(corpus: str, run_dir: str, minutes: float, preset: str | None) -> float:
     argv = ["train", corpus, "-o", run_dir, "--max-minutes", str(minutes)] + (["--preset", preset] if preset else [])
     started = time.perf_counter()
-    if talklike(argv) != 0:
+    with contextlib.redirect_stdout(sys.stderr):
+        failed = talklike(argv) != 0
+    if failed:
         raise SystemExit("bench_quality: training failed")
     return time.perf_counter() - started
 

@@ -65,3 +65,14 @@ def test_bench_quality_measures_model_and_baseline_on_the_same_split(tmp_path, c
     assert quality.main([str(play), "--minutes", "0.15", "--workdir", str(workdir), "--reuse"]) == 0
     table = capsys.readouterr().out
     assert f"{baseline['bpc']:.3f}" in table and "targets:" in table
+
+
+def test_an_imported_corpus_keeps_stdout_for_the_figures(tmp_path, capsys):
+    source = tmp_path / "chat.csv"
+    source.write_text("author,text,timestamp,conversation\n"
+                      + "".join(f"{a},{t},{1.6e9 + i},c\n" for i, (a, t) in enumerate([("Ada", "hi"), ("Bo", "yo")] * 5)),
+                      encoding="utf-8")
+    bench().prepare_corpus(str(source), str(tmp_path / "corpus.jsonl"))
+    captured = capsys.readouterr()
+    assert captured.out == "" and "wrote" in captured.err  # the import report went to stderr
+    assert (tmp_path / "corpus.jsonl").stat().st_size > 0
