@@ -13,16 +13,16 @@ import re
 from collections.abc import Iterator
 
 from training.corpus import Message
-from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile
+from training.importers.base import FileReport, ImportOptions, SourceFile
 from training.importers.messenger_json import (
     PLATFORM,
     file_stem,
-    oldest_first,
     placeholder_kind,
+    read_thread,
     seconds_from_ms,
     system_reason,
+    thread_messages,
 )
-from training.importers.mojibake import repair_tree
 
 FORMAT = "messenger-e2ee"
 
@@ -52,22 +52,10 @@ def sniff(head: str) -> bool:
 
 def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Iterator[Message]:
     """Yield one secure-storage thread's messages, oldest first."""
-    doc = source.json()
-    if not isinstance(doc, dict):
-        raise ParseError(f"expected a Messenger thread (a JSON object), got a JSON {type(doc).__name__}")
-    doc = repair_tree(doc)
-    items = doc.get("messages")
-    if not isinstance(items, list):
-        raise ParseError("field 'messages' is missing or not a list")
+    doc, items = read_thread(source)
     name = doc.get("threadName")
     name = name.strip() if isinstance(name, str) and name.strip() else file_stem(source.path)
-    conversation = f"{PLATFORM}:e2ee/{name}"
-    messages = []
-    for item in items:
-        message = _message(item, conversation, report)
-        if message is not None:
-            messages.append(message)
-    yield from oldest_first(messages)
+    yield from thread_messages(items, f"{PLATFORM}:e2ee/{name}", report, _message)
 
 
 def _message(item: object, conversation: str, report: FileReport) -> Message | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from training.corpus import Message
 from training.importers.base import FileReport, ImportOptions, ParseError, SourceFile
@@ -118,6 +118,12 @@ def sniff(head: str) -> bool:
 
 def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Iterator[Message]:
     """Yield one thread file's messages, oldest first, with mojibake repaired everywhere."""
+    doc, items = read_thread(source)
+    yield from thread_messages(items, f"{PLATFORM}:{_thread_key(doc, source.path)}", report, _message)
+
+
+def read_thread(source: SourceFile) -> tuple[dict, list]:
+    """A thread file's JSON object, mojibake repaired, and its `messages` list; ParseError when it has none."""
     doc = source.json()
     if not isinstance(doc, dict):
         raise ParseError(f"expected a Messenger thread (a JSON object), got a JSON {type(doc).__name__}")
@@ -125,12 +131,13 @@ def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Ite
     items = doc.get("messages")
     if not isinstance(items, list):
         raise ParseError("field 'messages' is missing or not a list")
-    conversation = f"{PLATFORM}:{_thread_key(doc, source.path)}"
-    messages = []
-    for item in items:
-        message = _message(item, conversation, report)
-        if message is not None:
-            messages.append(message)
+    return doc, items
+
+
+def thread_messages(items: list, conversation: str, report: FileReport,
+                    read_one: Callable[[object, str, FileReport], Message | None]) -> Iterator[Message]:
+    """The thread's messages that `read_one` keeps, oldest first whatever order the file lists them in."""
+    messages = [m for m in (read_one(item, conversation, report) for item in items) if m is not None]
     yield from oldest_first(messages)
 
 
