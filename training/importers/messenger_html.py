@@ -25,10 +25,9 @@ from training.importers.base import FileReport, ImportOptions, ParseError, Sourc
 from training.importers.messenger_json import (
     PLATFORM,
     SECTIONS,
+    body_kind,
     file_stem,
     oldest_first,
-    placeholder_kind,
-    system_reason,
     thread_folder,
 )
 
@@ -243,20 +242,8 @@ def _classified(
     conversation: str, sender: str, timestamp: float | None, text: str, kind: str | None, report: FileReport
 ) -> Message | None:
     """The message, or None after counting it as a system event, call or empty message."""
-    reason = system_reason(text, sender)
-    if reason:
-        report.skip(reason)
-        return None
-    placeholder = placeholder_kind(text, sender)
-    if placeholder:
-        kind = kind or placeholder
-        text = ""
-    if kind is None:
-        if not text:
-            report.skip("empty message")
-            return None
-        kind = "text"
-    return Message(conversation, PLATFORM, sender, None, timestamp, text, kind)
+    kept = body_kind(text, sender, kind, report)
+    return None if kept is None else Message(conversation, PLATFORM, sender, None, timestamp, kept[1], kept[0])
 
 
 def _text(element: Tag) -> str:

@@ -122,6 +122,26 @@ def parse(source: SourceFile, report: FileReport, options: ImportOptions) -> Ite
     yield from thread_messages(items, f"{PLATFORM}:{_thread_key(doc, source.path)}", report, _message)
 
 
+def body_kind(text: str, sender: str, media: str | None, report: FileReport) -> tuple[str, str] | None:
+    """(kind, text) of a message: its media kind or a placeholder's (the placeholder's words dropped), else
+    "text"; or None after counting it as a system event, call or empty message."""
+    reason = system_reason(text, sender)
+    if reason:
+        report.skip(reason)
+        return None
+    kind = media
+    placeholder = placeholder_kind(text, sender)
+    if placeholder:
+        kind = kind or placeholder
+        text = ""
+    if kind is None:
+        if not text:
+            report.skip("empty message")
+            return None
+        kind = "text"
+    return kind, text
+
+
 def read_thread(source: SourceFile) -> tuple[dict, list]:
     """A thread file's JSON object, mojibake repaired, and its `messages` list; ParseError when it has none."""
     doc = source.json()
@@ -169,20 +189,10 @@ def _message(item: object, conversation: str, report: FileReport) -> Message | N
         return None
     content = item.get("content")
     text = content.strip() if isinstance(content, str) else ""
-    reason = system_reason(text, sender)
-    if reason:
-        report.skip(reason)
+    kept = body_kind(text, sender, _media_kind(item), report)
+    if kept is None:
         return None
-    kind = _media_kind(item)
-    placeholder = placeholder_kind(text, sender)
-    if placeholder:
-        kind = kind or placeholder
-        text = ""
-    if kind is None:
-        if not text:
-            report.skip("empty message")
-            return None
-        kind = "text"
+    kind, text = kept
     # Share previews (share_text, link) describe someone else's page: only the sender's own words are kept.
     return Message(
         conversation, PLATFORM, sender, None, seconds_from_ms(item.get("timestamp_ms")), text, kind
