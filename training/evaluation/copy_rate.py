@@ -25,9 +25,10 @@ class CopyRate:
     cut: int  # replies still flagged after the resamples, cut before the copy
     guard: str  # "model" (the shipped guard), or "none" (the model has none: on = off)
 
-    def as_dict(self) -> dict:
-        return {"copy_rate_unguarded": self.unguarded, "copy_rate": self.guarded, "replies": self.replies,
-                "resampled": self.resampled, "cut": self.cut, "guard": self.guard}
+    @classmethod
+    def of_nothing(cls, guard: MemorizationGuard | None) -> CopyRate:
+        """No replies were generated (too few personas, or none asked for)."""
+        return cls(None, None, 0, 0, 0, "model" if guard is not None else "none")
 
 
 def copy_rate(replies: Sequence[str], regenerate: Callable[[int, int], str], detector: MemorizationGuard,
@@ -35,7 +36,7 @@ def copy_rate(replies: Sequence[str], regenerate: Callable[[int, int], str], det
     """Copy rates of `replies`; `regenerate(i, attempt)` draws a fresh reply in place of reply i (its persona and
     context, another seed), as the engine resamples."""
     if not replies:
-        return CopyRate(None, None, 0, 0, 0, "model" if guard is not None else "none")
+        return CopyRate.of_nothing(guard)
     raw = sum(detector.contains_memorized(text) for text in replies)
     if guard is None:
         return CopyRate(raw / len(replies), raw / len(replies), len(replies), 0, 0, "none")

@@ -13,7 +13,7 @@ from model.stream import DEFAULT_SESSION_GAP
 from talklike.errors import UserError
 from training.corpus import Message, read_corpus
 from training.dataset import guard_texts
-from training.evaluation.copy_rate import copy_rate
+from training.evaluation.copy_rate import CopyRate
 from training.evaluation.fidelity import fit_classifier, persona_fidelity
 from training.evaluation.held_out import held_out_part
 from training.evaluation.measures import author_gain, bpc_and_next_speaker, context_gain, gain_sample
@@ -83,7 +83,7 @@ def _as_trained(settings: EvalSettings, model: LoadedModel) -> EvalSettings:
 
 def _result(model, settings, personas, held, figures, sample, by_author, by_context, fidelity, attribution) -> dict:
     """The measures as one JSON-ready dict (no message text; generated replies only when asked for)."""
-    copy = fidelity.get("copy") or copy_rate([], lambda i, attempt: "", None, model.guard)
+    copy = fidelity.get("copy") or CopyRate.of_nothing(model.guard)
     result = {
         "bpc": figures.bpc,
         "bpc_per_message": figures.bpc_per_message,
