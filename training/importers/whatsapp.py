@@ -23,6 +23,8 @@ nobody can tell which number a pseudonym stands for); system lines are dropped.
 Whose words: placeholders, deletion notices and the app's notices filed under a person (`app_lines`, in every
 language it holds) are media without text or dropped lines counted under their reason, never speech; a header
 line inside a message that someone pasted stays part of that message (see `_read`).
+
+What a body is (speech, media, an app line) is decided in `whatsapp_bodies`; dates and times in `whatsapp_dates`.
 """
 
 from __future__ import annotations
