@@ -95,12 +95,17 @@ def held_texts(held) -> tuple[list[str], list[int]]:
     return [held.convs[it.conv][it.pos].text for it in held.items], [held.author_id(it) for it in held.items]
 
 
-def baseline_figures(baseline, held) -> dict:
-    """The n-gram's held-out bpc with and without the author, on every held-out message."""
+def baseline_bits(baseline, held) -> dict[str, list[np.ndarray]]:
+    """Bits of each character of every held-out message under the n-gram, with the author mixed in and without."""
     texts, ids = held_texts(held)
+    return {"with_author": baseline.message_bits(texts, ids), "global": baseline.message_bits(texts, ids, False)}
+
+
+def baseline_figures(baseline, bits_by_model: dict[str, list[np.ndarray]]) -> dict:
+    """The n-gram's held-out bpc with and without the author, on every held-out message."""
     figures = {}
-    for label, with_author in (("with_author", True), ("global", False)):
-        bits = [b for b in baseline.message_bits(texts, ids, with_author) if len(b)]
+    for label, per_message in bits_by_model.items():
+        bits = [b for b in per_message if len(b)]
         chars = sum(len(b) for b in bits)
         figures[label] = {"bpc": sum(float(b.sum()) for b in bits) / chars,
                           "bpc_per_message": float(np.mean([b.mean() for b in bits]))}
@@ -108,14 +113,15 @@ def baseline_figures(baseline, held) -> dict:
     return {"bpc": mixed["bpc"], "bpc_per_message": mixed["bpc_per_message"], "bpc_global": alone["bpc"],
             "author_gain_bpc": alone["bpc"] - mixed["bpc"],
             "author_gain_bpc_per_message": alone["bpc_per_message"] - mixed["bpc_per_message"],
-            "messages": len(texts), **baseline.report["chosen"], "fit_seconds": baseline.report["fit_seconds"]}
+            "messages": len(bits_by_model["with_author"]), **baseline.report["chosen"], "fit_seconds": baseline.report["fit_seconds"]}
 
 
 POSITIONS = (0, 1, 5, 20)  # characters 1, 2–5, 6–20, 21 on
 POSITION_LABELS = ("char 1", "chars 2-5", "chars 6-20", "chars 21+")
 
 
-def where_bits_go(model, baseline, held, context_messages: int = 8, segment_messages: int = 16) -> list[dict]:
+def where_bits_go(model, ngram_bits: list[np.ndarray], held, context_messages: int = 8,
+                  segment_messages: int = 16) -> list[dict]:
     """Bits per character of both models by position in the message, and for messages that open a turn (another
     author, or a session, before them) against those that continue one: the same runs evaluation scores."""
     from training.evaluation.held_out import build_sequence
@@ -127,10 +133,9 @@ def where_bits_go(model, baseline, held, context_messages: int = 8, segment_mess
                                 [(i, held.entry(items[i].conv, items[i].pos)) for i in run]) for run in runs]
     limit = pass_steps(len(model.vocab), len(model.authors), 256)
     _, _, lstm = score_sequences(model.module, sequences, len(items), 32768, "cpu", limit, position_edges=POSITIONS)
-    texts, ids = held_texts(held)
     ngram = np.zeros_like(lstm)
     chars = np.zeros_like(lstm)
-    for row, bits in enumerate(baseline.message_bits(texts, ids)):
+    for row, bits in enumerate(ngram_bits):
         for column, (low, high) in enumerate(zip(POSITIONS, (*POSITIONS[1:], None), strict=True)):
             ngram[row, column] = bits[low:high].sum()
             chars[row, column] = len(bits[low:high])
@@ -226,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     measured = evaluate(run_dir, corpus, max_messages=10**9)
     settings = measured["settings"]
     loaded, held, fitted = fitted_baseline(run_dir, corpus, settings["val_fraction"], settings["session_gap"])
-    baseline = baseline_figures(fitted, held)
-    where = where_bits_go(loaded, fitted, held, settings["context_messages"], settings["segment_messages"])
+    bits = baseline_bits(fitted, held)  # scored once: both the figures and the breakdown read them
+    baseline = baseline_figures(fitted, bits)
+    where = where_bits_go(loaded, bits["with_author"], held, settings["context_messages"], settings["segment_messages"])
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
         config = json.load(handle)
     keys = ("bpc", "bpc_per_message", "author_gain_bpc", "author_gain_bpc_per_message", "context_gain_bpc",

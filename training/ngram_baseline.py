@@ -22,7 +22,6 @@ minute.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -386,8 +385,3 @@ def fit_baseline(train_messages, vocab: Vocabulary, authors: AuthorTable, orders
     }
     return NGramBaseline(g, a, best["order"], best["method"], best["lambdas"], counts, vocab, report)
 
-
-def bits_to_bpc(bits: Sequence[np.ndarray]) -> float:
-    total = sum(float(b.sum()) for b in bits)
-    n = sum(len(b) for b in bits)
-    return total / n if n else math.nan

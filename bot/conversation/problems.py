@@ -53,11 +53,6 @@ class Problem:
         return self.kind != "bug"
 
 
-class RetryLater(Exception):
-    """The store is down and the event may be handled again later (the webhook lifecycle decides when);
-    nothing was said to the person."""
-
-
 def problem_of(err: BaseException) -> Problem:
     """The problem `err` means for the person chatting."""
     if isinstance(err, StoreUnavailable):  # also a UserError: checked first

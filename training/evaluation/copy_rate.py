@@ -42,13 +42,13 @@ def copy_rate(replies: Sequence[str], regenerate: Callable[[int, int], str], det
         return CopyRate(raw / len(replies), raw / len(replies), len(replies), 0, 0, "none")
     copies = resampled = cut = 0
     for i, text in enumerate(replies):
-        attempt = 0
         if guard.contains_memorized(text):
             resampled += 1
-            while attempt < retries and guard.contains_memorized(text):
-                attempt += 1
+            for attempt in range(1, retries + 1):
                 text = regenerate(i, attempt)
-            if guard.contains_memorized(text):
+                if not guard.contains_memorized(text):
+                    break
+            else:  # every resample copied too: cut before the copy, as the engine does
                 cut += 1
                 text = guard.cut_before(text)
         copies += detector.contains_memorized(text)
