@@ -7,6 +7,9 @@ Speed does not depend on training, so the model has random weights. Figures:
 - engine_chars_per_s: one conversation through `Engine.reply` (numpy decode step, state cached);
 - aggregate_chars_per_s at 1, 8 and 32 concurrent conversations (threads), batching_gain_32 = 32 / 1;
 - latency_ms of a 100-character reply with 0 and 1,000 earlier messages (p50, p95), history_ratio_p50;
+- with_experts: single-stream and 32-conversation chars/s and file size of the same network with n-gram experts
+  (what `talklike train` makes by default), counted on ../shared/data/tinyshakespeare.txt, and its ratio to
+  engine_chars_per_s;
 - int8: single-stream chars/s and file size of the int8 artifact, next to the fp32 size (the engine steps
   int8 files in numpy too, fp32 arithmetic over the file's int8 weights);
 - for context: naive_no_onednn_chars_per_s (the oneDNN switch alone) and engine_torch_step_chars_per_s and
@@ -41,12 +44,16 @@ from bot.engine.engine import Engine, EngineConfig  # noqa: E402
 from bot.engine.settings import SamplingSettings  # noqa: E402
 from model.artifact import save_artifact  # noqa: E402
 from model.config import ModelConfig  # noqa: E402
+from model.experts import EXPERTS, NgramExperts  # noqa: E402
 from model.network import CharLSTM  # noqa: E402
 from model.sampler import sample_rows  # noqa: E402
 from model.stream import encode_message  # noqa: E402
 from model.vocab import AuthorTable, Vocabulary  # noqa: E402
 
 REPLY = SamplingSettings(temperature=0.8, min_chars=100, max_chars=100)  # every reply is 100 characters long
+
+
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
 
 def build(tmp: Path):
@@ -60,6 +67,21 @@ def build(tmp: Path):
     save_artifact(fp32, model, vocab, authors, config, card, None)
     save_artifact(int8, model, vocab, authors, config, card, None, quantize="int8")
     return model, vocab, authors, fp32, int8
+
+
+def build_with_experts(tmp: Path, vocab: Vocabulary, authors: AuthorTable) -> Path | None:
+    """The same network shape with n-gram experts counted on real text (the shared tinyshakespeare lines, by four
+    authors in turn): what `talklike train` makes by default. None when the shared data is not there."""
+    if not SHAKESPEARE.is_file():
+        return None
+    lines = [line for line in SHAKESPEARE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    experts = NgramExperts.fit([vocab.encode(line) for line in lines], [1 + i % 4 for i in range(len(lines))],
+                               len(vocab))
+    config = ModelConfig.from_preset("small", len(vocab), len(authors), experts=EXPERTS)
+    torch.manual_seed(0)
+    path = tmp / "experts.pt"
+    save_artifact(path, CharLSTM(config).eval(), vocab, authors, config, {"authors": {}}, None, experts=experts)
+    return path
 
 
 @torch.no_grad()
@@ -167,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     reps = 1 if args.quick else 3  # speeds are best-of-reps: the machine may be shared
     with tempfile.TemporaryDirectory() as tmp:
-        model, vocab, _, fp32, int8 = build(Path(tmp))
+        model, vocab, authors, fp32, int8 = build(Path(tmp))
+        with_experts = build_with_experts(Path(tmp), vocab, authors)
         naive = best(reps, lambda: naive_chars_per_s(model, vocab, 300))
         with torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None):
             naive_no_onednn = best(reps, lambda: naive_chars_per_s(model, vocab, 500))
@@ -184,6 +207,13 @@ def main(argv: list[str] | None = None) -> int:
             int8_cps = best(reps, lambda: single_stream(engine, 2))
         with Engine(str(int8), EngineConfig(guard=False, fast_step=False)) as engine:
             int8_torch_cps = best(reps, lambda: single_stream(engine, 2))
+        experts_figures = {}
+        if with_experts is not None:
+            with Engine(str(with_experts), EngineConfig(guard=False)) as engine:
+                experts_figures = {"chars_per_s": round(best(reps, lambda: single_stream(engine, 2)), 1),
+                                   "aggregate_32": round(best(reps, lambda: aggregate(engine, 32, 2)), 1),
+                                   "size_bytes": with_experts.stat().st_size}
+            experts_figures["ratio_to_engine"] = round(experts_figures["chars_per_s"] / engine_cps, 3)
         figures = {
             "naive_chars_per_s": round(naive, 1),
             "engine_chars_per_s": round(engine_cps, 1),
@@ -195,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             "history_ratio_p50": round(lat1000["p50"] / lat0["p50"], 2),
             "int8": {"chars_per_s": round(int8_cps, 1), "size_bytes": int8.stat().st_size,
                      "fp32_size_bytes": fp32.stat().st_size},
+            # the default model: the network on top of n-gram experts (counted on tinyshakespeare)
+            "with_experts": experts_figures,
             # context: the same naive loop with oneDNN off, and the engine stepping the TorchScript module
             "naive_no_onednn_chars_per_s": round(naive_no_onednn, 1),
             "engine_torch_step_chars_per_s": round(torch_step_cps, 1),

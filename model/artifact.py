@@ -2,7 +2,8 @@
 
 Layout: the scripted `CharLSTM` (forward + init_state), and in `_extra_files`
 `talklike.json` (format version, vocabulary, authors, model config, model card, quantization) and
-`guard.bin` (the memorization guard). Reading it back needs only torch; `load_artifact` adds the checks
+`guard.bin` (the memorization guard) and, for a model with n-gram experts, `experts.npz` (their counts).
+Reading it back needs only torch; `load_artifact` adds the checks
 and the typed view.
 """
 
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
+from model.experts import NgramExperts
 from model.guard import MemorizationGuard
 from model.network import CharLSTM
 from model.vocab import AuthorTable, Vocabulary
@@ -29,6 +31,7 @@ FORMAT_VERSION = 1
 FORMAT_NAME = "talklike"
 META_FILE = "talklike.json"
 GUARD_FILE = "guard.bin"
+EXPERTS_FILE = "experts.npz"
 QUANTIZATIONS = ("int8",)
 
 
@@ -44,6 +47,7 @@ class Artifact:
     config: ModelConfig
     card: dict = field(default_factory=dict)
     guard: MemorizationGuard | None = None
+    experts: NgramExperts | None = None
     path: str = ""
     size_bytes: int = 0
     quantized: str | None = None
@@ -74,7 +78,7 @@ def script_model(model: CharLSTM, quantize: str | None = None) -> torch.jit.Scri
 
 def save_artifact(path: str | os.PathLike, model: CharLSTM, vocab: Vocabulary, authors: AuthorTable,
                   config: ModelConfig, card: dict, guard: MemorizationGuard | None,
-                  quantize: str | None = None) -> int:
+                  quantize: str | None = None, experts: NgramExperts | None = None) -> int:
     """Script `model` and write it with its metadata to `path` atomically; returns the file size."""
     path = os.fspath(path)
     scripted = script_model(model, quantize)
@@ -91,6 +95,10 @@ def save_artifact(path: str | os.PathLike, model: CharLSTM, vocab: Vocabulary, a
     extra: dict[str, str | bytes] = {META_FILE: json.dumps(meta, ensure_ascii=False)}
     if guard is not None:
         extra[GUARD_FILE] = guard.to_bytes()
+    if config.experts:
+        if experts is None:
+            raise ArtifactError(f"{path}: the model writes on top of n-gram experts, and none were given")
+        extra[EXPERTS_FILE] = experts.to_bytes()
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)
@@ -167,6 +175,9 @@ def load_artifact(path: str | os.PathLike, map_location: str | torch.device = "c
     extra = {META_FILE: ""}
     if has_guard:
         extra[GUARD_FILE] = ""
+    with_experts = bool((meta.get("config") or {}).get("experts"))
+    if with_experts:
+        extra[EXPERTS_FILE] = ""
     try:
         module = torch.jit.load(path, map_location=map_location, _extra_files=extra)
     except (RuntimeError, ValueError, OSError) as err:
@@ -178,6 +189,7 @@ def load_artifact(path: str | os.PathLike, map_location: str | torch.device = "c
         authors = AuthorTable.from_dict(meta["authors"])
         config = ModelConfig.from_dict(meta["config"])
         guard = MemorizationGuard.from_bytes(extra[GUARD_FILE]) if has_guard else None
+        experts = NgramExperts.from_bytes(extra[EXPERTS_FILE]) if with_experts else None
     except (KeyError, TypeError, ValueError) as err:
         raise ArtifactError(f"{path}: model metadata is damaged ({err})") from None
     if config.vocab_size != len(vocab) or config.n_authors != len(authors):
@@ -189,6 +201,7 @@ def load_artifact(path: str | os.PathLike, map_location: str | torch.device = "c
         config=config,
         card=meta.get("card") or {},
         guard=guard,
+        experts=experts,
         path=path,
         size_bytes=os.path.getsize(path),
         quantized=meta.get("quantized"),

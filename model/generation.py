@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from model.experts import NgramExperts, combine_np
 from model.sampler import sample_rows
 from model.stepping import native_lstm, stepper_for
 from model.stream import encode_message
@@ -30,13 +31,26 @@ class GenState:
     messages: int = 0  # messages fed so far
 
 
+def _head_width(module: torch.nn.Module) -> int | None:
+    """Outputs of the module's character head (eager, scripted or int8), None if it cannot tell."""
+    try:
+        return int(module.char_head.out_features)
+    except (AttributeError, RuntimeError, TypeError):
+        return None
+
+
 class Generator:
     """Works with an eager `CharLSTM` (in eval mode) or an artifact's module, on any device."""
 
-    def __init__(self, module: torch.nn.Module, vocab: Vocabulary, authors: AuthorTable, fast: bool = True):
+    def __init__(self, module: torch.nn.Module, vocab: Vocabulary, authors: AuthorTable, fast: bool = True,
+                 experts: NgramExperts | None = None):
         self.stepper = stepper_for(module, fast)
         self.vocab = vocab
         self.authors = authors
+        self.experts = experts  # the n-gram experts the network writes on top of, if it has them
+        if experts is None and _head_width(module) not in (None, len(vocab)):
+            raise ValueError("this model writes on top of n-gram experts: give them (artifact.experts, or the "
+                             "run's experts.npz)")
 
     def init_state(self, batch: int = 1) -> GenState:
         """The state before any message (all zeros), for `batch` conversations."""
@@ -78,6 +92,7 @@ class Generator:
             writing = np.ones(n, dtype=bool)
             for written in range(max_chars):
                 allow_eos = np.full(n, written >= min_chars)
+                logits = self.char_logits(logits, out, author)
                 token = sample_rows(logits, *settings, allow_eos, np.array([r.random() for r in rngs]))
                 writing &= token != Vocabulary.EOS
                 for i in np.flatnonzero(writing):
@@ -86,3 +101,9 @@ class Generator:
                     break
                 logits, _, h, c = self.stepper.step(token, author, h, c)
         return [self.vocab.decode(ids) for ids in out]
+
+    def char_logits(self, head: np.ndarray, written: list[list[int]], author_ids: np.ndarray) -> np.ndarray:
+        """Character logits (B, V) from the network's head and, with experts, their view of each reply so far."""
+        if self.experts is None:
+            return head[:, : len(self.vocab)]
+        return combine_np(head, self.experts.prefix_log_q(written, author_ids), len(self.vocab))

@@ -61,7 +61,7 @@ class NumpyStep:
             bias = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
             self.upper.append((np.ascontiguousarray(_ifog(stacked)), _ifog(bias[:, None])[:, 0].copy()))
             self.w_hh.append(np.ascontiguousarray(self.upper[-1][0][:, H:]))
-        self.vocab_size = w["char_head.weight"].shape[0]
+        self.char_outputs = w["char_head.weight"].shape[0]  # V, or V + 2 with n-gram experts
         self.head_w = np.ascontiguousarray(np.concatenate([w["char_head.weight"], w["speaker_head.weight"]]))
         self.head_b = np.concatenate([w["char_head.bias"], w["speaker_head.bias"]])
         assert self.w_hh[0].shape == (4 * H, H)
@@ -110,7 +110,7 @@ class NumpyStep:
     def _head(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Char and speaker logits of top-layer outputs x (N, H): (N, V), (N, A)."""
         out = (self.head_w @ x.T).T + self.head_b  # (N, V + A)
-        return out[:, : self.vocab_size], out[:, self.vocab_size :]
+        return out[:, : self.char_outputs], out[:, self.char_outputs :]
 
     def step(self, chars: np.ndarray, authors: np.ndarray, h: np.ndarray, c: np.ndarray):
         """One character for each of B rows (see `Stepper.step`)."""
@@ -152,7 +152,7 @@ class NumpyStep:
         """Does one step and one read give the module's outputs, to within `tolerance` of each output's
         largest value (fp32: 1e-4 absolute and relative)?"""
         gen = torch.Generator().manual_seed(0)
-        chars = torch.randint(0, self.vocab_size, (batch,), generator=gen)
+        chars = torch.randint(0, self.char_in.shape[0], (batch,), generator=gen)
         authors = torch.randint(0, self.author_in.shape[0], (batch,), generator=gen)
         h = torch.randn(self.num_layers, batch, self.hidden_size, generator=gen)
         c = torch.randn(self.num_layers, batch, self.hidden_size, generator=gen)

@@ -64,6 +64,9 @@ def run_info_command(args) -> int:
                      f"{span[0]} to {span[1]}")
     guard = "on (a reply repeating a training message of 20+ characters or a long span is resampled, then cut)"
     lines.append(f"  guard         {guard if info['guard'] else 'none'}")
+    order = (info["card"].get("train_config") or {}).get("ngram_order")
+    counts = f"{order}-gram counts of the chats (keep this file as private as the export)" if order else "order ?"
+    lines.append(f"  n-gram        {counts if info['config'].get('experts') else 'none (the network alone)'}")
     lines.append("  personas")
     authors = card.get("authors") or {}
     by_author = metrics.get("val_bpc_by_author") or {}

@@ -453,7 +453,7 @@ def test_the_engine_and_the_generator_write_the_same_samples(trained_artifact):
     from model.generation import Generator
 
     artifact = load_artifact(trained_artifact)
-    generator = Generator(artifact.module, artifact.vocab, artifact.authors)
+    generator = Generator(artifact.module, artifact.vocab, artifact.authors, experts=artifact.experts)
     settings = {"max_chars": 120, "temperature": 0.9}
     with Engine(artifact, EngineConfig(guard=False)) as e:
         for persona in ("Alice", "Bob"):

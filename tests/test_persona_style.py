@@ -36,7 +36,7 @@ def demo_model(tmp_path_factory):
 
 
 def test_replies_carry_the_personas_own_style(demo_model):
-    generator = Generator(demo_model.module, demo_model.vocab, demo_model.authors)
+    generator = Generator(demo_model.module, demo_model.vocab, demo_model.authors, experts=demo_model.experts)
     # Each persona answers a stranger's opening message, as a bot would.
     opening = generator.feed(generator.init_state(), 0, "hey everyone, what's up?", session=True)
     hit_rates = {}

@@ -155,6 +155,7 @@ class EpochBatches:
     char_targets: Tensor
     speaker_targets: Tensor
     seq_len: int
+    positions: Tensor | None = None  # (B, L) where in the stream each input sits (for the n-gram experts)
 
     @property
     def steps(self) -> int:
@@ -164,10 +165,15 @@ class EpochBatches:
         cols = slice(i * self.seq_len, (i + 1) * self.seq_len)
         return self.inputs[:, cols], self.authors[:, cols], self.char_targets[:, cols], self.speaker_targets[:, cols]
 
+    def chunk_positions(self, i: int) -> Tensor:
+        """(B, T) stream positions of chunk i's inputs (on the host)."""
+        assert self.positions is not None
+        return self.positions[:, i * self.seq_len : (i + 1) * self.seq_len]
+
     def to(self, device: torch.device | str) -> EpochBatches:
         move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
         return EpochBatches(move(self.inputs), move(self.authors), move(self.char_targets),
-                            move(self.speaker_targets), self.seq_len)
+                            move(self.speaker_targets), self.seq_len, self.positions)
 
 
 def streams_for_epoch(stream: EncodedStream, batch_size: int, seq_len: int, epoch: int, seed: int,
@@ -201,6 +207,7 @@ def streams_for_epoch(stream: EncodedStream, batch_size: int, seq_len: int, epoc
         char_targets=segments(stream.chars, offset + 1),
         speaker_targets=segments(stream.speaker_targets, offset),
         seq_len=seq_len,
+        positions=segments(torch.arange(len(stream)), offset),
     )
 
 

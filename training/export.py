@@ -17,7 +17,7 @@ from model.vocab import Vocabulary
 from talklike import __version__
 from talklike.errors import UserError
 from training.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
-from training.run_files import MetricsLog
+from training.run_files import MetricsLog, load_run_experts
 
 # An int8 artifact may differ from the float model by a little; beyond this the export is refused.
 # Measured as total variation distance between next-character distributions (0 = same, 1 = disjoint).
@@ -95,7 +95,11 @@ def export_run(run_dir: str, output: str, quantize: str | None = None, which: st
                 raise UserError(f"{guard_path}: {err}") from None
     card = build_card(run_dir, ckpt, parameter_count(model), quantize, which)
     config = ModelConfig.from_dict(ckpt["model_config"])
-    size = save_artifact(output, model, vocab, authors, config, card, guard, quantize=quantize)
+    experts = load_run_experts(run_dir)
+    if config.experts and experts is None:
+        raise UserError(f"{run_dir}: no experts.npz (the counts this model writes on top of); train the run again")
+    size = save_artifact(output, model, vocab, authors, config, card, guard, quantize=quantize,
+                         experts=experts if config.experts else None)
 
     # The file must give what the eager model gives: same logits (float), or close enough (int8).
     artifact = load_artifact(output)

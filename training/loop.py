@@ -21,10 +21,12 @@ import torch
 from torch import Tensor
 
 from model.config import ModelConfig
+from model.experts import NgramExperts
 from model.network import CharLSTM
 from model.vocab import AuthorTable, Vocabulary
 from training.checkpoint import checkpoint_path, save_checkpoint
 from training.dataset import EncodedStream, EpochBatches, streams_for_epoch
+from training.expert_steps import ExpertSteps
 from training.loop_state import LoopState
 from training.processes import DistInfo, StopFlag, any_rank, from_main, gather_streams
 from training.run_files import MetricsLog
@@ -50,6 +52,10 @@ class Run:
     batch_size: int  # parallel streams of this process
     fingerprint: str  # of the training stream: a resume checks that it trains on the same data
     ranked_personas: list[int]  # persona ids, most training messages first: whose previews and figures are shown
+    experts: NgramExperts | None = None  # the n-gram experts the network writes on top of
+    expert_steps: ExpertSteps | None = None  # their view of the training stream
+    val_expert_steps: ExpertSteps | None = None  # and of the held-out stream
+    experts_seconds: float = 0.0  # counting them took this long: a fresh run's time budget includes it
 
     def batches(self, epoch: int) -> EpochBatches:
         """This rank's streams of `epoch`, on the device; their offset and author dropout depend on (seed, epoch)."""
@@ -246,7 +252,7 @@ class TrainLoop:
             write_previews(run.model, run.vocab, run.authors,
                            os.path.join(config.run_dir, "samples", f"step_{self.state.step:07d}.txt"),
                            self.state.step, config.preview_samples, config.preview_chars,
-                           run.ranked_personas[: config.preview_personas])
+                           run.ranked_personas[: config.preview_personas], run.experts)
         return time.monotonic() - began
 
     def _validate(self, preview_seconds: float, last: bool) -> dict:
@@ -260,7 +266,8 @@ class TrainLoop:
 
         def validation(steps: int) -> dict:
             return validation_row(run.model, run.val_stream, run.authors, config.seq_len, run.device, steps,
-                                  run.ranked_personas[: config.report_personas], autocast=self.train_step.autocast)
+                                  run.ranked_personas[: config.report_personas], autocast=self.train_step.autocast,
+                                  expert_steps=run.val_expert_steps)
 
         if self.limits.max_seconds is None or len(run.val_stream) <= 1:
             return validation(config.val_max_steps)
@@ -304,7 +311,10 @@ class TrainLoop:
         for group in self.run.optimizer.param_groups:
             group["lr"] = lr
         x, a, y, s = self.batches.chunk(state.chunk)  # each (B, T)
-        loss, state.h, state.c = self.train_step(x, a, y, s, state.h, state.c)
+        log_q = None
+        if self.run.expert_steps is not None:
+            log_q = self.run.expert_steps.for_positions(self.batches.chunk_positions(state.chunk), a, self.run.device)
+        loss, state.h, state.c = self.train_step(x, a, y, s, state.h, state.c, log_q)
         state.step, state.chunk = state.step + 1, state.chunk + 1
         self.progress.stepped(loss, lr)
 

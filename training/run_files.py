@@ -1,7 +1,7 @@
 """The run directory on disk: creating it, atomic writes, the saved config a resume starts from, the
 metrics log, the loss plot; and reading the corpus a run trains on.
 
-Layout (docs/training.md): config.json, data.json, guard.bin, metrics.jsonl, loss.png, checkpoints/{best,last}.pt
+Layout (docs/training.md): config.json, data.json, guard.bin, experts.npz, metrics.jsonl, loss.png, checkpoints/{best,last}.pt
 (training/checkpoint.py), samples/step_NNNNNNN.txt.
 """
 
@@ -12,25 +12,50 @@ import os
 import tempfile
 from typing import Any
 
+from model.experts import NgramExperts
 from talklike.errors import UserError
 from training.checkpoint import checkpoint_path
 from training.corpus import Message, read_corpus
 from training.dataset import spoken
 from training.train_config import RESUMABLE_OVERRIDES, TrainConfig
 
+EXPERTS_FILE = "experts.npz"
+
 
 def write_text_atomic(path: str, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it over `path`: readers see all or nothing."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """`write_text_atomic` for bytes."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def experts_path(run_dir: str) -> str:
+    """Where a run keeps the counts of its n-gram experts."""
+    return os.path.join(run_dir, EXPERTS_FILE)
+
+
+def load_run_experts(run_dir: str) -> NgramExperts | None:
+    """The run's n-gram experts, or None for a run without them."""
+    path = experts_path(run_dir)
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as handle:
+        try:
+            return NgramExperts.from_bytes(handle.read())
+        except ValueError as err:
+            raise UserError(f"{path}: {err}") from None
 
 
 def write_json(path: str, obj: Any) -> None:

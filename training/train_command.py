@@ -51,6 +51,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seq-len", type=int, metavar="T", help="steps of backpropagation per chunk (default: 128)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3)")
     parser.add_argument("--dropout", type=float, help="dropout (default: the preset's)")
+    parser.add_argument("--ngram-order", type=int, metavar="N",
+                        help="order of the n-gram counts the network writes on top of (default: 7; 0: the network "
+                             "alone, and no counts in the model file)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default: auto)")
     parser.add_argument("--eval-every", type=int, metavar="N", help="validate and write samples every N steps (default: 200)")
@@ -78,6 +81,7 @@ def run_train_command(args) -> int:
         "seq_len": args.seq_len,
         "lr": args.lr,
         "dropout": args.dropout,
+        "ngram_order": args.ngram_order,
         "seed": args.seed,
         "device": args.device,
         "eval_every": args.eval_every,

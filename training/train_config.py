@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from model.config import PRESETS
+from model.experts import DEFAULT_ORDER
 from model.stream import DEFAULT_SESSION_GAP
 from talklike.errors import UserError
 
@@ -61,6 +62,8 @@ class TrainConfig:
     preview_personas: int = 8  # previews are written for the most active N personas
     preview_chars: int = 160
     guard_n: int = 60
+    # The n-gram experts the network writes on top of (model/experts.py): their order, or 0 for none.
+    ngram_order: int = DEFAULT_ORDER
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -69,6 +72,8 @@ class TrainConfig:
         for name in ("batch_size", "seq_len", "eval_every", "log_every", "min_author_messages", "guard_n"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.ngram_order <= 10:
+            raise UserError(f"--ngram-order must be 0 (no n-gram experts) to 10, got {self.ngram_order}")
         if self.max_steps is not None and self.max_steps < 1:
             raise UserError(f"--max-steps must be at least 1, got {self.max_steps}")
         if self.epochs is not None and self.epochs <= 0:
@@ -109,6 +114,8 @@ class TrainConfig:
             raise UserError(f"train config: unknown key(s) {', '.join(sorted(unknown))}")
         if "max_personas" not in d:  # written before the cap existed: that run kept every frequent author
             d = {**d, "max_personas": None}
+        if "ngram_order" not in d:  # written before the n-gram experts: that run had none
+            d = {**d, "ngram_order": 0}
         return cls(**d)
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.config import ModelConfig
+from model.experts import combine
 from training.dataset import IGNORE
 from training.train_config import TrainConfig
 
@@ -74,9 +75,11 @@ class TrainStep:
         self.autocast = autocast_for(model, device)
 
     def __call__(self, chars: Tensor, authors: Tensor, char_targets: Tensor, speaker_targets: Tensor,
-                 h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+                 h: Tensor, c: Tensor, log_q: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """`log_q` (B, T, 2, V): the n-gram experts' view of each step, for a model that has them."""
         with self.autocast():
-            char_logits, speaker_logits, h, c = self.model(chars, authors, h, c)  # (B, T, V), (B, T, A)
+            head, speaker_logits, h, c = self.model(chars, authors, h, c)  # (B, T, V [+ 2]), (B, T, A)
+        char_logits = combine(head, log_q, self.vocab_size)
         char_loss = F.cross_entropy(char_logits.float().reshape(-1, self.vocab_size), char_targets.reshape(-1))
         # The speaker head answers only at message ends; average over those, 0 if the chunk has none.
         counted = (speaker_targets != IGNORE).sum().clamp_min(1)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
+from model.experts import EXPERTS
 from model.guard import MemorizationGuard
 from model.network import CharLSTM, parameter_count
 from model.vocab import AuthorTable
@@ -37,10 +38,19 @@ from training.dataset import (
     split_messages,
     spoken,
 )
+from training.expert_steps import ExpertSteps, fit_experts
 from training.loop import Run, TrainLoop
 from training.loop_state import LoopState
 from training.processes import DistInfo, process_group, resolve_device
-from training.run_files import MetricsLog, load_messages, plot_losses, prepare_run_dir, write_json
+from training.run_files import (
+    MetricsLog,
+    experts_path,
+    load_messages,
+    plot_losses,
+    prepare_run_dir,
+    write_bytes_atomic,
+    write_json,
+)
 from training.train_config import TrainConfig, TrainResult
 from training.train_step import TrainStep, make_optimizer
 
@@ -76,6 +86,7 @@ def _train(config: TrainConfig, resume: bool, should_stop: Callable[[int], bool]
         say(f"resuming {config.run_dir} at step {state.step} (epoch {state.epoch}, chunk {state.chunk})")
     else:
         state = LoopState()
+        state.elapsed = run.experts_seconds  # counting is training time too: --max-minutes covers both
         if dist.main:
             _describe_run(run, corpus)
     if dist.distributed:
@@ -127,15 +138,27 @@ def _prepare(config: TrainConfig, resume: bool, dist: DistInfo, device: torch.de
     if batch_size != config.batch_size:
         say(f"note: the corpus is small; using {batch_size} parallel streams instead of {config.batch_size}")
 
+    experts = expert_steps = val_expert_steps = None
+    seconds = 0.0
+    if config.ngram_order:
+        experts, seconds = fit_experts(train_messages, vocab, authors, config.ngram_order)
+        say(f"counted {config.ngram_order}-grams of the training part in {seconds:.1f} s (the n-gram experts)")
+        expert_steps = ExpertSteps(experts, train_stream, counted=True)
+        val_expert_steps = ExpertSteps(experts, val_stream, counted=False)
+        if dist.main:
+            write_bytes_atomic(experts_path(config.run_dir), experts.to_bytes())
+
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     overrides = {} if config.dropout is None else {"dropout": config.dropout}
+    if experts is not None:
+        overrides["experts"] = EXPERTS
     model_config = ModelConfig.from_preset(config.preset, len(vocab), len(authors), **overrides)
     model = CharLSTM(model_config).to(device)
     optimizer = make_optimizer(model, config, device)
     activity = Counter(authors.id_of(m.author) for m in spoken(train_messages))
     ranked = sorted(range(1, len(authors)), key=lambda i: (-activity[i], i))  # most training messages first
     run = Run(config, dist, device, model, optimizer, model_config, vocab, authors, train_stream, val_stream,
-              batch_size, train_stream.fingerprint(), ranked)
+              batch_size, train_stream.fingerprint(), ranked, experts, expert_steps, val_expert_steps, seconds)
     return run, _Corpus(messages, train_messages, val_messages)
 
 

@@ -13,17 +13,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from model.experts import NgramExperts, combine
 from model.generation import Generator
 from model.network import CharLSTM
 from model.vocab import AuthorTable, Vocabulary
 from training.dataset import EncodedStream
+from training.expert_steps import ExpertSteps
 from training.run_files import write_text_atomic
 from training.train_step import LOG2
 
 
 @torch.no_grad()
 def validate(model: CharLSTM, stream: EncodedStream, n_authors: int, seq_len: int, device: torch.device,
-             max_steps: int, batch_size: int = 16, autocast=nullcontext) -> tuple[float, Tensor, Tensor]:
+             max_steps: int, batch_size: int = 16, autocast=nullcontext,
+             expert_steps: ExpertSteps | None = None) -> tuple[float, Tensor, Tensor]:
     """Bits per character over the held-out stream: (overall, summed nats per author (A,), steps per author (A,)).
 
     The stream is cut into parallel segments read with carried state, like training, in eval mode. When
@@ -45,7 +48,9 @@ def validate(model: CharLSTM, stream: EncodedStream, n_authors: int, seq_len: in
     for start in range(0, length, seq_len):
         cols = slice(start, start + seq_len)
         with autocast():
-            logits, _, h, c = model(chars[:, cols], authors[:, cols], h, c)
+            head, _, h, c = model(chars[:, cols], authors[:, cols], h, c)
+        log_q = None if expert_steps is None else expert_steps.for_positions(rows[:, cols], device=device)
+        logits = combine(head, log_q, expert_steps.experts.vocab_size if expert_steps else head.shape[-1])
         loss = F.cross_entropy(logits.float().transpose(1, 2), targets[:, cols], reduction="none")  # (Bv, t)
         who = authors[:, cols].reshape(-1)
         nats.index_add_(0, who, loss.reshape(-1).double())
@@ -58,13 +63,15 @@ REST = "⟨rest⟩"  # the personas beyond the most active ones, pooled in per-a
 
 
 def validation_row(model: CharLSTM, stream: EncodedStream, authors: AuthorTable, seq_len: int, device: torch.device,
-                   max_steps: int, named: Sequence[int] | None = None, autocast=nullcontext) -> dict:
+                   max_steps: int, named: Sequence[int] | None = None, autocast=nullcontext,
+                   expert_steps: ExpertSteps | None = None) -> dict:
     """{"val_bpc", "val_bpc_by_author", "val_steps"} for a metrics row; empty when nothing (or one step) is
     held out. `named`: the author ids listed by name (default: all); the other personas pool into ⟨rest⟩
     (⟨other⟩, the people folded at training, keeps its own line)."""
     if len(stream) <= 1:
         return {}
-    bpc, nats, counts = validate(model, stream, len(authors), seq_len, device, max_steps, autocast=autocast)
+    bpc, nats, counts = validate(model, stream, len(authors), seq_len, device, max_steps, autocast=autocast,
+                                 expert_steps=expert_steps)
     listed = list(range(1, len(authors))) if named is None else list(named)
     by_author = {authors.name_of(i): float(nats[i] / counts[i]) / LOG2 for i in [0, *listed] if counts[i] > 0}
     rest = torch.ones(len(authors), dtype=torch.bool)
@@ -75,10 +82,11 @@ def validation_row(model: CharLSTM, stream: EncodedStream, authors: AuthorTable,
 
 
 def write_previews(model: CharLSTM, vocab: Vocabulary, authors: AuthorTable, path: str, step: int,
-                   samples: int, max_chars: int, personas: Sequence[int] | None = None) -> None:
+                   samples: int, max_chars: int, personas: Sequence[int] | None = None,
+                   experts: NgramExperts | None = None) -> None:
     """A few replies per persona (`personas`, default all) from a fresh conversation, written (not printed:
     they may echo real text)."""
-    generator = Generator(model, vocab, authors)
+    generator = Generator(model, vocab, authors, experts=experts)
     chosen = list(range(1, len(authors))) if personas is None else list(personas)
     lines = [f"# samples at step {step} (temperature 0.8)", ""]
     if len(chosen) < len(authors) - 1:

@@ -28,6 +28,7 @@ import torch
 
 from bot.engine.errors import EngineBusy, EngineError, EngineStopped, EngineTimeout
 from bot.engine.jobs import BatchView, FeedResult, GenerateResult, Job
+from model.experts import EXPERTS, NgramExperts, combine_np
 from model.sampler import sample_rows
 from model.stepping import stepper_for
 from model.vocab import Vocabulary
@@ -41,8 +42,11 @@ class BatchWorker:
     """The thread that owns `module`. `submit` is thread-safe; results arrive through each job's Future."""
 
     def __init__(self, module, vocab: Vocabulary, max_queue: int = 256, max_batch: int = 64,
-                 onednn: bool = False, name: str = "talklike-engine", fast_step: bool = True):
+                 onednn: bool = False, name: str = "talklike-engine", fast_step: bool = True,
+                 experts: NgramExperts | None = None):
         self.module = module
+        self.experts = experts  # the n-gram experts the network writes on top of, if it has them
+        self.head_width = len(vocab) + (EXPERTS if experts is not None else 0)
         # Steps and reads in numpy where the module allows it, else through the module (model/stepping.py).
         self.stepper = stepper_for(module, fast_step)
         self.vocab = vocab
@@ -163,7 +167,7 @@ class BatchWorker:
                 continue
             job.forced = job.chars + tail
             job.forced_authors = job.authors + [job.persona_id] * len(tail)
-            job.logits = np.zeros((1, len(self.vocab)), dtype=np.float32)  # unused: the next input is forced
+            job.logits = np.zeros((1, self.head_width), dtype=np.float32)  # unused: the next input is forced
             if not job.chars:  # a retry from a known state: nothing incoming to read
                 job.pre = FeedResult(job.h, job.c, None)
             folded.append(job)
@@ -208,6 +212,9 @@ class BatchWorker:
             uniform = [0.0 if job.forced else job.rng.random() for job in active]
         else:
             uniform = [draw() for draw in view.randoms]
+        if self.experts is not None:  # the counts' view of each reply so far
+            written = [(job.prefix or []) + job.out for job in active]
+            logits = combine_np(logits, self.experts.prefix_log_q(written, view.personas), len(self.vocab))
         tokens = sample_rows(logits, view.temperature, view.top_k, view.top_p, allow, np.array(uniform),
                              cut=view.cut, greedy=view.greedy, eos_forbidden=not allow.all())  # (B,)
         done = (tokens == Vocabulary.EOS) | view.closing  # these rows feed EOS and leave

@@ -90,7 +90,7 @@ class Engine:
                              session_gap=self.session_gap, transcript_len=self.config.transcript_len,
                              transcript_prefixes=self.config.transcript_prefixes)
         self.worker = BatchWorker(module, self.vocab, self.config.max_queue, self.config.max_batch,
-                                  self.config.onednn, fast_step=self.config.fast_step)
+                                  self.config.onednn, fast_step=self.config.fast_step, experts=self.artifact.experts)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(64, self.config.max_queue), thread_name_prefix="talklike-async"
         )
@@ -208,7 +208,12 @@ class Engine:
         entries = [(self._author_id(author), self._message(said), i == 0)
                    for i, (author, said) in enumerate(context or [])]
         candidates = [self.authors.id_of(p) for p in self.personas]
-        ranking = rank_authors(self.artifact.module, self.vocab, text, candidates, entries, with_turns)
+        module = self.artifact.module
+        if self.artifact.experts is not None:  # a wrapper of its own per call: it keeps the rows' last symbols
+            from model.experts import WithExperts
+
+            module = WithExperts(module, self.artifact.experts, len(self.vocab))
+        ranking = rank_authors(module, self.vocab, text, candidates, entries, with_turns)
         best = ranking.scores[0][1]
         weights = [2.0 ** (best - bits) for _, bits in ranking.scores]  # P ∝ 2^-bits, kept in range
         total = sum(weights)

@@ -59,7 +59,7 @@ def persona_fidelity(model: LoadedModel, classifier: StyleClassifier | None, cla
 
     from model.generation import Generator
 
-    generator = Generator(model.module, model.vocab, model.authors)
+    generator = Generator(model.network, model.vocab, model.authors, experts=model.experts)
     n_contexts = max(1, min(settings.generation_contexts, settings.samples_per_persona, len(held.items)))
     states = []
     for index in sorted(rng.choice(len(held.items), n_contexts, replace=False)):

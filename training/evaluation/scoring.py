@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from model.experts import NgramExperts, WithExperts
 from model.guard import MemorizationGuard
 from model.vocab import AuthorTable, Vocabulary
 from talklike.errors import UserError
 from training.evaluation.held_out import ScoredSequence
+from training.run_files import load_run_experts
 
 LOG2 = math.log(2.0)
 
@@ -25,12 +27,20 @@ LOG2 = math.log(2.0)
 class LoadedModel:
     """What evaluation needs from an artifact or a training run, whichever was given."""
 
-    module: torch.nn.Module  # forward(chars, authors, h, c) and init_state(batch), eval mode
+    module: torch.nn.Module  # forward(chars, authors, h, c) → character logits, … and init_state(batch), eval mode
     vocab: Vocabulary
     authors: AuthorTable
     kind: str  # "artifact" or "checkpoint"
     train_config: dict = field(default_factory=dict)
     guard: MemorizationGuard | None = None  # the memorization guard it ships with (run directory: guard.bin)
+    experts: NgramExperts | None = None  # the n-gram experts the network writes on top of
+    network: torch.nn.Module | None = None  # the network alone (what writes text); `module` when no experts
+
+    def __post_init__(self) -> None:
+        if self.network is None:
+            self.network = self.module
+            if self.experts is not None:  # scoring reads the network and its experts together
+                self.module = WithExperts(self.module, self.experts, len(self.vocab))
 
 
 def load_model(source: str | os.PathLike, device: str = "cpu") -> LoadedModel:
@@ -53,7 +63,8 @@ def load_model(source: str | os.PathLike, device: str = "cpu") -> LoadedModel:
     card = artifact.card or {}
     train_config = card.get("train_config") or {}
     module = artifact.module.to(device).eval()
-    return LoadedModel(module, artifact.vocab, artifact.authors, "artifact", dict(train_config), artifact.guard)
+    return LoadedModel(module, artifact.vocab, artifact.authors, "artifact", dict(train_config), artifact.guard,
+                       artifact.experts)
 
 
 def _from_checkpoint(path: str, device: str) -> LoadedModel:
@@ -64,13 +75,13 @@ def _from_checkpoint(path: str, device: str) -> LoadedModel:
     train_config = checkpoint.get("train_config") or {}
     if not isinstance(train_config, dict):
         train_config = asdict(train_config)
-    return LoadedModel(module.to(device).eval(), vocab, authors, "checkpoint", dict(train_config), _run_guard(path))
+    return LoadedModel(module.to(device).eval(), vocab, authors, "checkpoint", dict(train_config), _run_guard(path),
+                       load_run_experts(_run_dir(path)))
 
 
 def _run_guard(path: str) -> MemorizationGuard | None:
     """The guard.bin of a run directory, or of the run a checkpoint file lies in (run/checkpoints/best.pt)."""
-    run_dir = path if os.path.isdir(path) else os.path.dirname(os.path.dirname(os.path.abspath(path)))
-    guard_path = os.path.join(run_dir, "guard.bin")
+    guard_path = os.path.join(_run_dir(path), "guard.bin")
     if not os.path.isfile(guard_path):
         return None
     with open(guard_path, "rb") as handle:
@@ -78,6 +89,11 @@ def _run_guard(path: str) -> MemorizationGuard | None:
             return MemorizationGuard.from_bytes(handle.read())
         except ValueError as err:
             raise UserError(f"{guard_path}: {err}") from None
+
+
+def _run_dir(path: str) -> str:
+    """A run directory, or the run a checkpoint file lies in (run/checkpoints/best.pt)."""
+    return path if os.path.isdir(path) else os.path.dirname(os.path.dirname(os.path.abspath(path)))
 
 
 def pass_steps(n_chars: int, n_authors: int, logit_mib: int) -> int:
