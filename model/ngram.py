@@ -329,20 +329,22 @@ class CountModel:
                 dense = np.zeros(V + 1)
                 dense[symbols] = counts
                 count_y = dense[y]
-            else:
+            elif targets is not None:
                 count_y = np.zeros(B)
                 hit = symbols == y[entry_rows]
                 count_y[entry_rows[hit]] = counts[hit]
                 counts = counts - own[entry_rows] * hit
-            left, stats = _without(count_y, stats, own)
+            if targets is not None:
+                left, stats = _without(count_y, stats, own)
             scale, gamma = _level_weights(level, stats, method)  # (B,): per unit of count; back-off weight
             seen = stats[:, 0] > 0
             m_here = np.where(seen, m, 0.0)
             if shared:
                 numer = _numerators(level, dense[:V], method)  # (V,)
                 p += (m_here * scale)[:, None] * numer[None, :]
-                fix = _numerators(level, left, method) - numer[y]  # the target's own count left out
-                p[rows, y] += m_here * scale * fix * (own > 0)
+                if targets is not None:
+                    fix = _numerators(level, left, method) - numer[y]  # the target's own count left out
+                    p[rows, y] += m_here * scale * fix * (own > 0)
             else:
                 p[entry_rows, symbols] += (m_here * scale)[entry_rows] * _numerators(level, counts, method)
             m = np.where(seen, m * gamma, m)
@@ -413,9 +415,9 @@ def _without(count: np.ndarray, stats: np.ndarray, own: np.ndarray) -> tuple[np.
 
 def _numerators(level: _Level, count: np.ndarray, method: str) -> np.ndarray:
     """What a count contributes before dividing by its context's total: discounted (KN) or as it is (WB)."""
-    if method == "kn":
-        d1, d2, d3 = level.discounts
-        return np.maximum(count - np.select([count >= 3, count == 2, count == 1], [d3, d2, d1], 0.0), 0.0)
+    if method == "kn":  # D1, D2, D3+ by count (0 for an unseen pair)
+        discount = np.concatenate([[0.0], level.discounts])[np.minimum(count, 3).astype(np.int64)]
+        return np.maximum(count - discount, 0.0)
     return count
 
 
