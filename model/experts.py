@@ -136,7 +136,7 @@ class WithExperts(torch.nn.Module):
     def forward(self, chars: torch.Tensor, authors: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         head, speaker, h, c = self.module(chars, authors, h, c)
         B, T = chars.shape
-        keep = self.experts.order  # a marker (⟨bos⟩ while a message is open) and the last order − 1 symbols
+        keep = self.experts.order  # a marker (⟨bos⟩ once one was read) and the last order − 1 symbols
         recent = self._recent
         if recent is None or recent.shape[1] != B:
             recent = np.full((2, B, keep), Vocabulary.PAD, dtype=np.int64)

@@ -118,9 +118,9 @@ def test_the_model_file_carries_the_experts(tmp_path, tables, experts):
     assert len(replies) == 3 and all(set(r) <= set(vocab.chars) for r in replies)
 
 
-def test_trained_counts_make_a_random_network_write_like_its_persona(tables, experts, tmp_path):
-    """With the network at its initial weights (the global counts at full weight), the replies are the
-    counts' own: Bob's words from Bob, and the same through the reply engine as through `Generator`."""
+def test_counts_under_a_silent_network_write_like_the_persona(tables, experts, tmp_path):
+    """With the network's character logits zeroed (the counts at their initial weights), the reply engine
+    writes the counts' own text: Bob's words from Bob."""
     from bot.engine.engine import Engine, EngineConfig
 
     vocab, authors = tables
