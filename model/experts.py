@@ -14,6 +14,9 @@ otherwise the counts would be sure of every training character and the network w
 more than they deserve on text they never saw.
 
 The per-author model backs off to the global one, so a persona with little text reads like everyone.
+
+Text the counts never saw (evaluation, writing replies) is scored through `DistributionTable`s, built on first
+use; experts read back from a model file keep only those (smaller than the counts, and all a reader needs).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from model.ngram import CountModel, Framed
+from model.ngram import CountModel, Framed, back_symbols
+from model.ngram_table import DistributionTable
 from model.vocab import Vocabulary
 
 EXPERTS = 2  # global, per author
@@ -36,11 +40,14 @@ INITIAL_WEIGHT_BIAS = (0.5413, -1.5)
 
 
 class NgramExperts:
-    def __init__(self, global_model: CountModel, author_model: CountModel, order: int):
-        self.global_model = global_model
+    def __init__(self, global_model: CountModel | None, author_model: CountModel | None, order: int,
+                 table: DistributionTable | None = None, data: bytes | None = None):
+        self.global_model = global_model  # None when read back from a file: only the tables are kept
         self.author_model = author_model
         self.order = order
-        self.vocab_size = global_model.vocab_size
+        self.vocab_size = global_model.vocab_size if global_model is not None else table.vocab_size
+        self._table = table
+        self._data = data  # the bytes read, written back as they are
 
     @classmethod
     def fit(cls, encoded: Sequence[Sequence[int]], author_ids: Sequence[int], vocab_size: int,
@@ -66,7 +73,7 @@ class NgramExperts:
         current = chars[positions]
         is_step = (current != Vocabulary.EOS) & (current != Vocabulary.SESSION) & (bos >= (0 if floors is None else floors))
         room = np.where(is_step, positions - bos + 1, 0)
-        back = np.full((len(positions), top), self.global_model.packing.pad, dtype=np.uint64)
+        back = np.full((len(positions), top), self.vocab_size, dtype=np.uint64)  # the counts' padding symbol
         for d in range(1, top + 1):
             ok = d <= room
             back[ok, d - 1] = chars[positions[ok] - d + 1]
@@ -76,17 +83,35 @@ class NgramExperts:
 
     def prefix_log_q(self, prefixes: Sequence[Sequence[int]], author_ids: Sequence[int]) -> np.ndarray:
         """log q (B, 2, V) of the next symbol of B messages being written (prefix: the symbols after ⟨bos⟩)."""
-        back = self.global_model.back_symbols(prefixes, self.order)
+        back = back_symbols(prefixes, self.order, pad=self.vocab_size)
         return self._log_q(back, np.asarray(author_ids), None, np.ones(len(prefixes), dtype=bool))
 
+    def table(self) -> DistributionTable:
+        """Both models' table, for text the counts never saw (built once)."""
+        if self._table is None:
+            self._table = DistributionTable([self.global_model, self.author_model], self.order, METHOD)
+        return self._table
+
     def _log_q(self, back: np.ndarray, who: np.ndarray, targets: np.ndarray | None, is_step: np.ndarray) -> np.ndarray:
-        p_global = self.global_model.distributions_back(back, who, self.order, METHOD, targets=targets)
-        p_author = self.author_model.distributions_back(back, who, self.order, METHOD, base=p_global, targets=targets)
-        out = np.log(np.stack([p_global, p_author], axis=1)).astype(np.float32)  # (n, 2, V)
-        out[~is_step] = 0.0
+        if targets is None:
+            p, rest = self.table().parts(back, who)  # (n, 2, V), (n, 2, 1)
+            p[:, 0] += rest[:, 0] * (1.0 / self.vocab_size)
+            p[:, 1] += rest[:, 1] * p[:, 0]  # the per-author counts back off to the global ones
+        elif self.global_model is None or self.author_model is None:
+            raise ValueError("n-gram experts read from a file cannot leave training steps out; refit them")
+        else:
+            p_global = self.global_model.distributions_back(back, who, self.order, METHOD, targets=targets)
+            p_author = self.author_model.distributions_back(back, who, self.order, METHOD, base=p_global,
+                                                            targets=targets)
+            p = np.stack([p_global, p_author], axis=1)
+        out = np.log(p).astype(np.float32)  # (n, 2, V)
+        if not is_step.all():
+            out[~is_step] = 0.0
         return out
 
     def to_bytes(self) -> bytes:
+        if self._data is not None:
+            return self._data
         arrays = {}
         for name, model in (("global", self.global_model), ("author", self.author_model)):
             arrays.update({f"{name}.{k}": v for k, v in model.to_arrays(self.order, METHOD).items()})
@@ -105,8 +130,8 @@ class NgramExperts:
                 models.append(CountModel.from_arrays(part))
         except (OSError, ValueError, KeyError, IndexError) as err:
             raise ValueError(f"unreadable n-gram experts ({err})") from None
-        (global_model, order, _), (author_model, _, _) = models
-        return cls(global_model, author_model, order)
+        (global_model, order, method), (author_model, _, _) = models
+        return cls(None, None, order, table=DistributionTable([global_model, author_model], order, method), data=data)
 
 
 def last_bos_index(chars: np.ndarray) -> np.ndarray:

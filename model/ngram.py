@@ -30,14 +30,16 @@ METHODS = ("kn", "wb")
 
 _MUL = np.uint64(0x100000001B3)  # odd multiplier of the polynomial hash
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
+_MIX_A, _MIX_B = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_SHIFTS = (np.uint64(30), np.uint64(27), np.uint64(31))
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: a bijection of uint64 that spreads nearby values."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+    """splitmix64's finalizer: a bijection of uint64 that spreads nearby values (of an array: numpy wraps array
+    arithmetic silently, and the reply path calls this for every character, where errstate costs more)."""
+    x = (x ^ (x >> _SHIFTS[0])) * _MIX_A
+    x = (x ^ (x >> _SHIFTS[1])) * _MIX_B
+    return x ^ (x >> _SHIFTS[2])
 
 
 def _sort(keys: np.ndarray, with_order: bool = False):
@@ -282,13 +284,7 @@ class CountModel:
         return self.distributions_back(self.back_symbols(prefixes, order), author_ids, order, method, base)
 
     def back_symbols(self, prefixes: Sequence[Sequence[int]], order: int) -> np.ndarray:
-        """(B, order − 1) uint64: column d − 1 holds the symbol d steps back (⟨bos⟩ included), padding beyond."""
-        top = order - 1
-        back = np.full((len(prefixes), top), self.packing.pad, dtype=np.uint64)
-        for row, prefix in enumerate(prefixes):
-            recent = ([Vocabulary.BOS, *prefix])[-top:] if top else []
-            back[row, : len(recent)] = recent[::-1]
-        return back
+        return back_symbols(prefixes, order, self.packing.pad)
 
     def distributions_back(self, back: np.ndarray, author_ids: Sequence[int], order: int, method: str,
                            base: np.ndarray | None = None, targets: np.ndarray | None = None) -> np.ndarray:
@@ -386,6 +382,16 @@ class CountModel:
         else:
             model.cont, model.raw = levels[:-1], [None] * (order - 1) + levels[-1:]  # type: ignore[list-item]
         return model, order, METHODS[method]
+
+
+def back_symbols(prefixes: Sequence[Sequence[int]], order: int, pad: int) -> np.ndarray:
+    """(B, order − 1) uint64: column d − 1 holds the symbol d steps back (⟨bos⟩ included), `pad` beyond."""
+    top = order - 1
+    back = np.full((len(prefixes), top), pad, dtype=np.uint64)
+    for row, prefix in enumerate(prefixes):
+        recent = ([Vocabulary.BOS, *prefix])[-top:] if top else []
+        back[row, : len(recent)] = recent[::-1]
+    return back
 
 
 def _lookup_unsorted(level: _Level, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

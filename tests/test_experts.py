@@ -108,6 +108,13 @@ def test_the_model_file_carries_the_experts(tmp_path, tables, experts):
     prefixes = [vocab.encode(p) for p in ("", "hi th", "bob ta", "zz")]
     np.testing.assert_array_equal(artifact.experts.prefix_log_q(prefixes, [1, 1, 2, 0]),
                                   experts.prefix_log_q(prefixes, [1, 1, 2, 0]))
+    # Read back, the experts keep only their lookup table: the file's bytes are written out unchanged, and
+    # leave-one-out (training's view, which needs the counts) is refused with a reason.
+    assert artifact.experts.global_model is None
+    assert artifact.experts.to_bytes() == experts.to_bytes()
+    chars, who = stream_of(vocab, authors, [("Bob", "bob again")])
+    with pytest.raises(ValueError, match="cannot leave training steps out"):
+        artifact.experts.stream_log_q(chars, who, np.arange(len(chars) - 1), leave_one_out=True)
     with pytest.raises(ArtifactError, match="n-gram experts"):
         save_artifact(tmp_path / "bare.pt", network, vocab, authors, config, {}, None)
     # Writing needs them: without, the head's weight outputs would be read as characters.

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from model.ngram import CountModel, Framed
+from model.ngram_table import DistributionTable
 from model.vocab import Vocabulary
 
 TEXTS = ["hello world", "hello there", "help me", "the world is here", "where is the hello", "oh well", "hello"]
@@ -93,3 +94,33 @@ def test_leave_one_out_distributions_agree_with_leave_one_out_steps(order, by_au
     dist = model.distributions_back(back, everything.authors, order, "kn", targets=np.array(targets))
     np.testing.assert_allclose(dist[np.arange(len(targets)), targets], expected, rtol=1e-12)
     np.testing.assert_allclose(dist.sum(axis=1), 1.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["kn", "wb"])
+@pytest.mark.parametrize("by_author", [False, True])
+@pytest.mark.parametrize("order", [1, 2, 5])
+def test_distribution_table_gives_the_same_distributions(method, by_author, order):
+    vocab = Vocabulary.build(TEXTS)
+    model = CountModel(len(vocab), max_order=5, by_author=by_author).fit(
+        framed(TEXTS, vocab, [i % 2 for i in range(len(TEXTS))]))
+    table = DistributionTable([model], order, method)
+    prefixes = [vocab.encode(p) for p in ("", "h", "hel", "wor", "xyz", "the world", "hello there you")]
+    authors = [0, 1, 1, 7, 0, 1, 0]
+    back = model.back_symbols(prefixes, order)
+    expected_keys = model._row_contexts(back, authors, order - 1)
+    np.testing.assert_array_equal(table.context_keys(back, authors), np.stack(expected_keys, axis=1)[:, None, :])
+    base = np.random.default_rng(1).dirichlet(np.ones(len(vocab)), size=len(prefixes))
+    for given in (None, base):
+        np.testing.assert_allclose(table.distributions(back, authors, base=given),
+                                   model.distributions_back(back, authors, order, method, base=given), rtol=2e-6)
+    assert table.nbytes() > 0
+
+
+def test_distribution_table_of_an_author_the_counts_never_saw_is_its_base():
+    vocab = Vocabulary.build(TEXTS)
+    model = CountModel(len(vocab), max_order=3, by_author=True).fit(framed(TEXTS, vocab))
+    table = DistributionTable([model], 3, "kn")
+    back = model.back_symbols([vocab.encode("hel"), []], 3)
+    base = np.random.default_rng(2).dirichlet(np.ones(len(vocab)), size=2)
+    np.testing.assert_allclose(table.distributions(back, [5, 6], base=base), base, rtol=1e-12)
+    np.testing.assert_allclose(table.distributions(back, [5, 6]), 1.0 / len(vocab))
