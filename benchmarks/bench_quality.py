@@ -193,6 +193,7 @@ def render(result: dict) -> str:
          f"style classifier {fmt(m['real_fidelity_same_candidates'], True)}"),
         ("persona fidelity", fmt(m["persona_fidelity"], True), f"real fidelity {fmt(m['real_fidelity'], True)}"),
         ("copy rate, guard on", fmt(m["copy_rate"], True), f"off {fmt(m['copy_rate_unguarded'], True)}"),
+        ("next-speaker guess", fmt(m.get("next_speaker_accuracy"), True), "the speaker head, at message ends"),
         ("training chars/s", f"{m['train_chars_per_s']:,.0f}" if m["train_chars_per_s"] else "—", ""),
     ]
     lines = [f"bench_quality {result['corpus']}: {result['minutes']} min, preset {result['preset']}, "
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         config = json.load(handle)
     keys = ("bpc", "bpc_per_message", "author_gain_bpc", "author_gain_bpc_per_message", "context_gain_bpc",
             "self_attribution_accuracy", "real_fidelity_same_candidates", "persona_fidelity", "real_fidelity",
-            "copy_rate", "copy_rate_unguarded")
+            "copy_rate", "copy_rate_unguarded", "next_speaker_accuracy")
     model = {k: measured[k] for k in keys} | {"train_chars_per_s": training_chars_per_s(run_dir),
                                               "train_wall_s": None if wall is None else round(wall, 1)}
     result = {"corpus": args.corpus, "minutes": args.minutes,

@@ -403,7 +403,10 @@ def test_export_round_trip(trained, tmp_path, quantize):
     assert artifact.vocab == vocab and artifact.authors == authors and artifact.quantized == quantize
     assert artifact.personas == authors.names[1:]
     card = artifact.card
-    assert card["preset"] == "tiny" and card["parameters"] > 0 and card["step"] == 240
+    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    best = min((r for r in evals if r.get("kind") == "eval"), key=lambda r: r["val_bpc"])
+    assert card["preset"] == "tiny" and card["parameters"] > 0 and card["step"] == best["step"]  # the best checkpoint
+    assert card["metrics"]["best_val_bpc"] == pytest.approx(best["val_bpc"])
     assert card["authors"]["Alice"]["messages"] > 0 and card["metrics"]["val_bpc"] is not None
     assert artifact.guard is not None
     chars = torch.tensor([[Vocabulary.BOS, *vocab.encode("omg yes!!")]])

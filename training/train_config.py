@@ -41,7 +41,7 @@ class TrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    speaker_loss_weight: float = 0.2
+    speaker_loss_weight: float = 1.0  # the next-speaker loss beside the characters' (training/train_step.py)
     author_dropout: float = 0.05  # share of named authors' messages shown as ⟨other⟩
     val_fraction: float = 0.1
     session_gap: float = DEFAULT_SESSION_GAP

@@ -81,10 +81,11 @@ class TrainStep:
             head, speaker_logits, h, c = self.model(chars, authors, h, c)  # (B, T, V [+ 2]), (B, T, A)
         char_logits = combine(head, log_q, self.vocab_size)
         char_loss = F.cross_entropy(char_logits.float().reshape(-1, self.vocab_size), char_targets.reshape(-1))
-        # The speaker head answers only at message ends; average over those, 0 if the chunk has none.
-        counted = (speaker_targets != IGNORE).sum().clamp_min(1)
+        # The speaker head answers only at message ends: one more prediction per message, on the characters'
+        # footing (summed, then divided by the chunk's steps). Averaged over the message ends instead, it
+        # outweighed the whole character loss and cost 0.11 held-out bpc on tinyshakespeare (8 min, small).
         speaker_loss = F.cross_entropy(speaker_logits.float().reshape(-1, self.n_authors), speaker_targets.reshape(-1),
-                                       ignore_index=IGNORE, reduction="sum") / counted
+                                       ignore_index=IGNORE, reduction="sum") / speaker_targets.numel()
         loss = char_loss + self.speaker_weight * speaker_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
