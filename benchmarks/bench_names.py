@@ -3,7 +3,7 @@
 reads the conversation but gains nothing from it; in a multi-party chat the most predictable thing the
 conversation gives is whom a message addresses (ubuntu-irc: 39% of messages open with a recent speaker's nick).
 
-    python benchmarks/bench_names.py CORPUS.jsonl [--recent 20] [--json]
+    python benchmarks/bench_names.py CORPUS.jsonl [--recent 20] [--known N] [--json]
 
 The predictor: at each character of a message's words, the recent speakers (the last R distinct authors of
 the conversation before this message, not its own author) whose name continues the word typed so far, each
@@ -20,7 +20,7 @@ import argparse
 import json
 import os
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -34,13 +34,14 @@ from training.dataset import conversations, split_messages, spoken  # noqa: E402
 GRID = np.round(np.linspace(0.0, 0.95, 20), 2)
 
 
-def recent_speakers(messages, limit: int) -> dict[int, list[str]]:
-    """id(message) → the last `limit` distinct authors before it in its conversation, most recent first."""
+def recent_speakers(messages, limit: int, known: set[str] | None = None) -> dict[int, list[str]]:
+    """id(message) → the last `limit` distinct authors before it in its conversation, most recent first (only
+    those in `known`, when given)."""
     out = {}
     for conv in conversations(messages):
         recent: list[str] = []
         for m in conv:
-            out[id(m)] = [a for a in recent if a != m.author][:limit]
+            out[id(m)] = [a for a in recent if a != m.author and (known is None or a in known)][:limit]
             if m.author in recent:
                 recent.remove(m.author)
             recent.insert(0, m.author)
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpus", help="a corpus .jsonl (`talklike import`'s output)")
     parser.add_argument("--recent", type=int, default=20, help="recent speakers the predictor knows (default 20)")
     parser.add_argument("--order", type=int, default=7, help="n-gram order (default 7)")
+    parser.add_argument("--known", type=int, default=0,
+                        help="only the N most active authors' names are known (a model's personas; default 0: all)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     messages = spoken(list(read_corpus(args.corpus)))
@@ -96,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     framed = Framed.build([vocab.encode(m.text) for m in held], [0] * len(held))
     p_all = model.probabilities(framed, args.order, "kn")[framed.scored]
     lengths = [len(m.text) for m in held]  # one symbol per character (unknown ones as UNK), in order
-    recent = recent_speakers(messages, args.recent)
-    figures = {"held_out_messages": len(held), "held_out_chars": int(sum(lengths)),
+    known = {a for a, _ in Counter(m.author for m in train).most_common(args.known)} if args.known else None
+    recent = recent_speakers(messages, args.recent, known)
+    figures = {"known_names": args.known or "all", "held_out_messages": len(held), "held_out_chars": int(sum(lengths)),
                "ngram_bpc": round(float(-np.log2(p_all).sum() / len(p_all)), 4)}
     for scope, first_only in (("first_word", True), ("any_word", False)):
         qs, firsts = [], []

@@ -15,8 +15,8 @@ more than they deserve on text they never saw.
 
 The per-author model backs off to the global one, so a persona with little text reads like everyone.
 
-Text the counts never saw (evaluation, writing replies) is scored through `DistributionTable`s, built on first
-use; experts read back from a model file keep only those (smaller than the counts, and all a reader needs).
+Text the counts never saw (evaluation, writing replies) is scored through one `DistributionTable`, built on first
+use; experts read back from a model file keep only it (smaller than the counts, and all a reader needs).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ INITIAL_WEIGHT_BIAS = (0.5413, -1.5)
 class NgramExperts:
     def __init__(self, global_model: CountModel | None, author_model: CountModel | None, order: int,
                  table: DistributionTable | None = None, data: bytes | None = None):
-        self.global_model = global_model  # None when read back from a file: only the tables are kept
+        self.global_model = global_model  # None when read back from a file: only the table is kept
         self.author_model = author_model
         self.order = order
         self.vocab_size = global_model.vocab_size if global_model is not None else table.vocab_size
