@@ -46,6 +46,8 @@ def test_recent_speakers_are_distinct_most_recent_first_and_never_the_author():
     msgs = [message(a, "x", "c") for a in ("ann", "bob", "ann", "cy", "bob")]
     recent = bench().recent_speakers(msgs, limit=5)
     assert [recent[id(m)] for m in msgs] == [[], ["ann"], ["bob"], ["ann", "bob"], ["cy", "ann"]]
+    known = bench().recent_speakers(msgs, limit=5, known={"ann", "bob"})  # cy is no persona: not named
+    assert [known[id(m)] for m in msgs] == [[], ["ann"], ["bob"], ["ann", "bob"], ["ann"]]
 
 
 def test_the_benchmark_runs_on_a_corpus(tmp_path, capsys):
