@@ -130,6 +130,7 @@ class NgramExperts:
                 models.append(CountModel.from_arrays(part))
         except (OSError, ValueError, KeyError, IndexError) as err:
             raise ValueError(f"unreadable n-gram experts ({err})") from None
+        del arrays, part  # the file's uint32 counts: the models hold their own copies (a lower peak at start-up)
         (global_model, order, method), (author_model, _, _) = models
         return cls(None, None, order, table=DistributionTable([global_model, author_model], order, method), data=data)
 

@@ -1,11 +1,11 @@
-"""`DistributionTable`: the levels of one or more `CountModel`s merged into two sorted arrays, for the reply path.
+"""`DistributionTable`: the levels of one or more `CountModel`s merged into one sorted table, for the reply path.
 
 `CountModel.distributions_back` walks the levels one by one with a dozen numpy calls each, so that training
 can leave each step's own count out. Writing a reply, or scoring text the counts never saw, needs no such
 correction, and then everything a level contributes is fixed in advance: each (context, symbol) pair's
 discounted count over its context's total, and each context's back-off weight. This table holds exactly those,
-for all levels of all its models in one sorted array (context keys are hashed with their length and the
-model's salt, so levels and models never share a key), and answers B rows × models × levels with a few calls in
+for all levels of all its models in one sorted array of contexts (keys are hashed with their length and the
+model's salt, so levels and models share a key only by a 64-bit hash collision), and answers B rows × models × levels with a few calls in
 all: the global and the per-author experts cost one lookup per character written, not fourteen.
 """
 
@@ -31,7 +31,7 @@ class DistributionTable:
             model._check(order, method)
         self.vocab_size, self.levels, self.b = models[0].vocab_size, top + 1, models[0].packing.b
         self.by_author = np.array([m.by_author for m in models])
-        pair_keys, values, ctx_keys, gammas = [], [], [], []
+        level_pairs, level_values, level_contexts, level_gammas = [], [], [], []
         for model in models:
             for k in range(top + 1):
                 level = model._level(k, top, method)
@@ -39,22 +39,22 @@ class DistributionTable:
                     continue
                 lengths = np.diff(np.append(_runs(level.pair_keys >> self.b), len(level.pair_keys)))
                 scale, gamma = _level_weights(level, level.ctx_stats, method)
-                pair_keys.append(level.pair_keys)
-                values.append(_numerators(level, level.pair_counts, method) * np.repeat(scale, lengths))
-                ctx_keys.append(level.ctx_keys)
-                gammas.append(gamma)
-        pairs, values = _merged(pair_keys, values, np.float32)
-        contexts, gammas = _merged(ctx_keys, gammas, np.float32)
-        # Per context, where its run of pairs lies; per pair, only its symbol and value are kept.
-        pair_contexts = pairs >> self.b
-        self.ctx_keys = contexts[_runs(contexts)]  # distinct (two contexts sharing a hash share one entry)
-        self.gammas = gammas[_runs(contexts)]
-        starts = np.searchsorted(pair_contexts, self.ctx_keys)
-        lengths = np.searchsorted(pair_contexts, self.ctx_keys, side="right") - starts
+                level_pairs.append(level.pair_keys)
+                level_values.append((_numerators(level, level.pair_counts, method) * np.repeat(scale, lengths)).astype(np.float32))
+                level_contexts.append(level.ctx_keys)
+                level_gammas.append(gamma.astype(np.float32))
+        pairs, self.values = _merged(level_pairs, level_values, np.float32)
+        contexts, gammas = _merged(level_contexts, level_gammas, np.float32)
+        del level_pairs, level_values, level_contexts, level_gammas  # a lower peak while the table is built
+        # Every context has pairs and every pair's context is listed, so the distinct contexts (two sharing a
+        # hash share one entry) are exactly the runs of the merged pairs, in the same order.
+        distinct = _runs(contexts)
+        self.ctx_keys, self.gammas = contexts[distinct], gammas[distinct]
+        starts = _runs(pairs >> self.b)
+        lengths = np.diff(np.append(starts, len(pairs)))
         self.starts = starts.astype(np.uint32 if len(pairs) < 2**32 else np.int64)
         self.lengths = lengths.astype(np.uint16 if len(lengths) == 0 or lengths.max() < 2**16 else np.int64)
         self.symbols = (pairs & ((1 << self.b) - 1)).astype(np.int64 if self.b > 15 else np.int16)
-        self.values = values
         # The running hash of level k is salt · MUL^k + Σ_{j<k} (back_j + 1) · MUL^(k−1−j) (mod 2^64): one
         # product of the symbols with a fixed matrix of powers (numpy's integer arithmetic wraps silently).
         powers = np.cumprod(np.concatenate([[np.uint64(1)], np.full(top, _MUL, dtype=np.uint64)]))
