@@ -61,7 +61,7 @@ def read_context(module, vocab: Vocabulary, context: Sequence[Entry], logit_byte
     if not context:
         return h, c, None
     chars, authors = [], []
-    for author_id, text, session in context:
+    for author_id, text, session, *_ in context:  # an entry may carry its author's name too
         ch, au = encode_message(vocab, author_id, text, session)
         chars += ch
         authors += au

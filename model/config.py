@@ -24,7 +24,8 @@ class ModelConfig:
     hidden_size: int = 256
     num_layers: int = 2
     dropout: float = 0.1
-    # Outputs beside the character logits that weigh the n-gram experts (model/experts.py): 0 (none) or 2.
+    # Outputs beside the character logits: 0 (none); 2, the n-gram experts' weights (model/experts.py); 3, those
+    # and the names expert's gate (model/names.py).
     experts: int = 0
 
     def __post_init__(self) -> None:
@@ -32,8 +33,8 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"model config: {name} must be a positive integer, got {value!r}")
-        if self.experts not in (0, 2):
-            raise ValueError(f"model config: experts must be 0 or 2, got {self.experts!r}")
+        if self.experts not in (0, 2, 3):
+            raise ValueError(f"model config: experts must be 0, 2 or 3, got {self.experts!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
         self.dropout = float(self.dropout)

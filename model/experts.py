@@ -7,7 +7,9 @@ A character LSTM given minutes of a CPU learns far less of a chat's phrasing tha
 
 where ctx is the current message so far (the counts know nothing before ⟨bos⟩; the network reads the whole
 conversation and the author, and decides, through a(h), b(h) ≥ 0, how far to trust each count at each step).
-`combine` is that sum; everything that turns the network's outputs into characters goes through it.
+`combine` is that sum; everything that turns the network's outputs into characters goes through it. A
+head with one output more also gates the names expert (model/names.py), which `combine` mixes in where it
+has an opinion.
 
 In training, each step's counts leave out that step's own occurrence (model/ngram.py's `leave_one_out`):
 otherwise the counts would be sure of every training character and the network would learn to trust them
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from model.names import NameOpinions, mix_names, mix_names_np
 from model.ngram import CountModel, Framed, back_symbols
 from model.ngram_table import DistributionTable
 from model.vocab import Vocabulary
@@ -159,7 +162,10 @@ class WithExperts(torch.nn.Module):
         self._recent = None
         return self.module.init_state(batch_size)
 
-    def forward(self, chars: torch.Tensor, authors: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+    reads_names = True  # forward takes the names expert's opinions (model/names.py) on the chunk's steps
+
+    def forward(self, chars: torch.Tensor, authors: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+                names: NameOpinions | None = None):
         head, speaker, h, c = self.module(chars, authors, h, c)
         B, T = chars.shape
         keep = self.experts.order  # a marker (⟨bos⟩ once one was read) and the last order − 1 symbols
@@ -174,7 +180,7 @@ class WithExperts(torch.nn.Module):
         log_q = self.experts.stream_log_q(rows_chars.reshape(-1), rows_authors.reshape(-1), positions, floors=floors)
         self._recent = self._carry(rows_chars, rows_authors)
         q = torch.from_numpy(log_q).view(B, T, EXPERTS, -1).to(head.device)
-        return combine(head, q, self.vocab_size), speaker, h, c
+        return combine(head, q, self.vocab_size, names), speaker, h, c
 
     def _carry(self, rows_chars: np.ndarray, rows_authors: np.ndarray) -> np.ndarray:
         """What the next call needs of these rows: the last order − 1 symbols, after a ⟨bos⟩ marker where a
@@ -190,18 +196,35 @@ class WithExperts(torch.nn.Module):
                          np.concatenate([rows_authors[:, -1:], tail_authors], axis=1)])
 
 
-def combine(head: torch.Tensor, log_q: torch.Tensor | None, vocab_size: int) -> torch.Tensor:
-    """Character logits (..., V) from the network's head (..., V + 2) and the experts' log q (..., 2, V); a
-    head of V outputs (a model without experts) is returned as it is."""
+def combine(head: torch.Tensor, log_q: torch.Tensor | None, vocab_size: int,
+            names: NameOpinions | None = None) -> torch.Tensor:
+    """Character logits (..., V) from the network's head (..., V + 2 [+ 1]) and the experts' log q (..., 2, V);
+    a head of V outputs (a model without experts) is returned as it is. With `names` (a head with the names
+    gate), the steps where the names expert has an opinion get the mixture's log-probabilities (model/names.py):
+    as logits they mean the same to a softmax or a cross-entropy."""
     if head.shape[-1] == vocab_size or log_q is None:
         return head[..., :vocab_size]
-    weights = torch.nn.functional.softplus(head[..., vocab_size:].float())  # (..., 2)
-    return head[..., :vocab_size].float() + (weights.unsqueeze(-1) * log_q).sum(dim=-2)
+    weights = torch.nn.functional.softplus(head[..., vocab_size : vocab_size + EXPERTS].float())  # (..., 2)
+    logits = head[..., :vocab_size].float() + (weights.unsqueeze(-1) * log_q).sum(dim=-2)
+    if names is None or head.shape[-1] <= vocab_size + EXPERTS:
+        return logits
+    flat = logits.reshape(-1, vocab_size)
+    gate = head[..., vocab_size + EXPERTS].reshape(-1)[names.at].float()
+    return flat.index_copy(0, names.at, mix_names(flat[names.at], gate, names.q)).view(logits.shape)
 
 
-def combine_np(head: np.ndarray, log_q: np.ndarray | None, vocab_size: int) -> np.ndarray:
-    """`combine` in numpy, for the generation loops: head (B, V + 2), log_q (B, 2, V) → (B, V)."""
+def combine_np(head: np.ndarray, log_q: np.ndarray | None, vocab_size: int,
+               names_q: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+    """`combine` in numpy, for the generation loops: head (B, V + 2 [+ 1]), log_q (B, 2, V) → (B, V);
+    `names_q`: per row, the names expert's q (V,) or None where it abstains."""
     if head.shape[-1] == vocab_size or log_q is None:
         return head[..., :vocab_size]
-    weights = np.logaddexp(0.0, head[:, vocab_size:])  # softplus, (B, 2)
-    return head[:, :vocab_size] + np.einsum("be,bev->bv", weights, log_q)
+    weights = np.logaddexp(0.0, head[:, vocab_size : vocab_size + EXPERTS])  # softplus, (B, 2)
+    logits = head[:, :vocab_size] + np.einsum("be,bev->bv", weights, log_q)
+    if names_q is None or head.shape[-1] <= vocab_size + EXPERTS:
+        return logits
+    rows = [i for i, q in enumerate(names_q) if q is not None]
+    if rows:
+        logits = logits.copy()
+        logits[rows] = mix_names_np(logits[rows], head[rows, vocab_size + EXPERTS], np.stack([names_q[i] for i in rows]))
+    return logits

@@ -31,7 +31,7 @@ class GenState:
     messages: int = 0  # messages fed so far
 
 
-def _head_width(module: torch.nn.Module) -> int | None:
+def head_width(module: torch.nn.Module) -> int | None:
     """Outputs of the module's character head (eager, scripted or int8), None if it cannot tell."""
     try:
         return int(module.char_head.out_features)
@@ -48,7 +48,7 @@ class Generator:
         self.vocab = vocab
         self.authors = authors
         self.experts = experts  # the n-gram experts the network writes on top of, if it has them
-        if experts is None and _head_width(module) not in (None, len(vocab)):
+        if experts is None and head_width(module) not in (None, len(vocab)):
             raise ValueError("this model writes on top of n-gram experts: give them (artifact.experts, or the "
                              "run's experts.npz)")
 

@@ -1,7 +1,8 @@
 """`CharLSTM`: the author-conditioned character LSTM with a next-speaker head.
 
 With n-gram experts (config.experts = 2) the character head has two more outputs, the weights of the
-experts' log-probabilities; model/experts.py's `combine` turns the head into character logits.
+experts' log-probabilities, and with the names expert too (config.experts = 3) a third, its gate
+(model/names.py); model/experts.py's `combine` turns the head into character logits.
 
 The scripted surface is only `forward` and `init_state`; everything that writes text steps it through
 model/stepping.py (in numpy where it can), so a later change of export format touches one module.
@@ -33,11 +34,13 @@ class CharLSTM(nn.Module):
         self.char_head = nn.Linear(config.hidden_size, config.vocab_size + config.experts)
         if config.experts:
             from model.experts import INITIAL_WEIGHT_BIAS
+            from model.names import INITIAL_GATE_BIAS
 
             with torch.no_grad():
                 # Start as the counts alone: small character logits, the global counts at full weight.
                 self.char_head.weight[: config.vocab_size] *= 0.1
-                self.char_head.bias[config.vocab_size :] = torch.tensor(INITIAL_WEIGHT_BIAS)
+                bias = INITIAL_WEIGHT_BIAS + ((INITIAL_GATE_BIAS,) if config.experts == 3 else ())
+                self.char_head.bias[config.vocab_size :] = torch.tensor(bias)
         self.speaker_head = nn.Linear(config.hidden_size, config.n_authors)
 
     def forward(self, chars: Tensor, authors: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -46,7 +49,7 @@ class CharLSTM(nn.Module):
         x = torch.cat([self.char_embed(chars), self.author_embed(authors)], dim=-1)  # (B, T, Ec + Ea)
         y, (h, c) = self.lstm(x, (h, c))  # y: (B, T, H)
         y = self.drop(y)
-        return self.char_head(y), self.speaker_head(y), h, c  # (B, T, V [+ 2]), (B, T, A), (L, B, H) x2
+        return self.char_head(y), self.speaker_head(y), h, c  # (B, T, V [+ 2 or 3]), (B, T, A), (L, B, H) x2
 
     @torch.jit.export
     def init_state(self, batch_size: int) -> tuple[Tensor, Tensor]:

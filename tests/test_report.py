@@ -16,6 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Ada says this again and again, in training and in the held-out part: a model may well learn it by heart.
 SECRET = "meet me at the old mill at midnight lol"
+NOVEL = "ZZZ XXX ZZZ YYY!!!"  # no real message says this
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -38,6 +39,10 @@ def trained_with_a_secret(tmp_path_factory):
 def test_report_renders_plots_and_keeps_real_text_out(trained_with_a_secret, tmp_path):
     run_dir, corpus = trained_with_a_secret
     result = evaluate(run_dir, corpus, samples_per_persona=12, keep_replies=6)
+    assert sum(len(texts) for texts in result["replies_by_persona"].values()) == 3 * 6
+    # The tiny model may write only messages the corpus has (its styles are small): one it never saw is added,
+    # and the page must show it among the rest.
+    result["replies_by_persona"]["Boris"].append(NOVEL)
     path = write_report(tmp_path / "report", result, corpus, baseline_bpc={"Ada": 2.5, "Boris": 3.25})
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert path == str(tmp_path / "report" / "report.html")
@@ -50,8 +55,7 @@ def test_report_renders_plots_and_keeps_real_text_out(trained_with_a_secret, tmp
     assert "No real message text" in page
     assert any(SECRET in reply for reply in result["replies_by_persona"]["Ada"])  # the model did learn it
     assert SECRET not in page and "old mill" not in page  # yet the page shows no reply that repeats it
-    assert sum(len(texts) for texts in result["replies_by_persona"].values()) == 3 * 6
-    assert "<li>" in page  # some generated replies are shown
+    assert f"<li>{NOVEL}</li>" in page  # a reply that repeats no real message is shown
 
     # Asked for, real held-out messages are in the page.
     write_report(tmp_path / "real", result, corpus, include_real=True)

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import torch
 from torch import Tensor
 
+from model.names import NameHints, at_symbol, recent_speakers
 from model.stream import DEFAULT_SESSION_GAP, encode_message, message_text, starts_session
 from model.vocab import AuthorTable, Vocabulary
 from talklike.errors import UserError
@@ -82,6 +83,7 @@ class EncodedStream:
     authors: Tensor  # author id of the message each step belongs to
     speaker_targets: Tensor  # next message's author at EOS steps, IGNORE elsewhere
     message_index: Tensor  # which message (0..M-1) each step belongs to, for per-epoch author dropout
+    name_hints: NameHints | None = None  # the names expert's opinions on its steps (model/names.py), if asked for
 
     def __len__(self) -> int:
         return int(self.chars.numel())
@@ -94,8 +96,11 @@ class EncodedStream:
 
 
 def encode_corpus(messages: Sequence[Message], vocab: Vocabulary, authors: AuthorTable,
-                  session_gap: float = DEFAULT_SESSION_GAP) -> EncodedStream:
-    """The whole stream, conversation after conversation (no author dropout)."""
+                  session_gap: float = DEFAULT_SESSION_GAP, names: bool = False) -> EncodedStream:
+    """The whole stream, conversation after conversation (no author dropout); with `names`, also the names
+    expert's opinions from each message's recent speakers (everyone's name, folded people's too)."""
+    named: list[tuple[int, list[int], list[list[int]]]] = []  # (⟨bos⟩ position, text, recent names) per message
+    encoded_names: dict[str, list[int]] = {}
     chars: list[int] = []
     author_ids: list[int] = []
     speakers: list[int] = []
@@ -104,13 +109,18 @@ def encode_corpus(messages: Sequence[Message], vocab: Vocabulary, authors: Autho
     for conv in conversations(spoken(messages)):
         previous: Message | None = None
         eos_at: int | None = None  # position of the previous message's EOS, awaiting its speaker target
-        for message in conv:
+        recent = recent_speakers([m.author for m in conv]) if names else None
+        for n, message in enumerate(conv):
             author = authors.id_of(message.author)
             session = starts_session(previous is None, previous.timestamp if previous else None,
                                      message.timestamp, session_gap)
             if eos_at is not None and not session:
                 speakers[eos_at] = author  # who spoke after that message end
             ids, who = encode_message(vocab, author, message.text, session)
+            if recent is not None and recent[n]:
+                bos = len(chars) + (1 if session else 0)
+                encoded = [encoded_names.setdefault(a, vocab.encode(a)) for a in recent[n]]
+                named.append((bos, ids[bos - len(chars) + 1 : -1], encoded))
             chars.extend(ids)
             author_ids.extend(who)
             speakers.extend([IGNORE] * len(ids))
@@ -119,7 +129,8 @@ def encode_corpus(messages: Sequence[Message], vocab: Vocabulary, authors: Autho
             previous = message
             count += 1
     as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
-    return EncodedStream(as_long(chars), as_long(author_ids), as_long(speakers), as_long(message_index))
+    hints = NameHints.build(named, at_symbol(vocab)) if names else None
+    return EncodedStream(as_long(chars), as_long(author_ids), as_long(speakers), as_long(message_index), hints)
 
 
 def drop_authors(stream: EncodedStream, author_dropout: float, generator: torch.Generator | None) -> Tensor:

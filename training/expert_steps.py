@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from model.experts import NgramExperts, last_bos_index
+from model.names import NameOpinions
 from model.vocab import AuthorTable, Vocabulary
 from training.corpus import Message
 from training.dataset import EncodedStream, conversations, spoken
@@ -37,6 +38,8 @@ class ExpertSteps:
         self.authors = stream.authors.numpy()
         self.last_bos = last_bos_index(self.chars)
         self.counted = counted  # the stream is the one the experts counted: leave each step's own count out
+        self.name_hints = stream.name_hints  # the names expert's opinions, when the model has its gate
+        self._name_index = None if stream.name_hints is None else stream.name_hints.lookup(len(self.chars))
 
     def for_positions(self, positions: Tensor, shown_authors: Tensor | None = None,
                       device: torch.device | str = "cpu") -> Tensor:
@@ -50,3 +53,10 @@ class ExpertSteps:
             hidden = (shown_authors.reshape(-1).cpu().numpy() == 0) & (self.authors[flat] != 0)
             log_q[hidden, 1] = log_q[hidden, 0]
         return torch.from_numpy(log_q).view(B, T, 2, -1).to(device, non_blocking=True)
+
+    def names_for_positions(self, positions: Tensor, device: torch.device | str = "cpu") -> NameOpinions | None:
+        """The names expert's opinions on the steps at stream positions (B, T), or None (no gate, or no opinion)."""
+        if self.name_hints is None:
+            return None
+        return NameOpinions.gather(self.name_hints, self._name_index, positions.numpy(), self.experts.vocab_size,
+                                   device)

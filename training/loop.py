@@ -311,10 +311,12 @@ class TrainLoop:
         for group in self.run.optimizer.param_groups:
             group["lr"] = lr
         x, a, y, s = self.batches.chunk(state.chunk)  # each (B, T)
-        log_q = None
+        log_q = names = None
         if self.run.expert_steps is not None:
-            log_q = self.run.expert_steps.for_positions(self.batches.chunk_positions(state.chunk), a, self.run.device)
-        loss, state.h, state.c = self.train_step(x, a, y, s, state.h, state.c, log_q)
+            positions = self.batches.chunk_positions(state.chunk)
+            log_q = self.run.expert_steps.for_positions(positions, a, self.run.device)
+            names = self.run.expert_steps.names_for_positions(positions, self.run.device)
+        loss, state.h, state.c = self.train_step(x, a, y, s, state.h, state.c, log_q, names)
         state.step, state.chunk = state.step + 1, state.chunk + 1
         self.progress.stepped(loss, lr)
 

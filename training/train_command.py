@@ -54,6 +54,9 @@ def register(subparsers) -> None:
     parser.add_argument("--ngram-order", type=int, metavar="N",
                         help="order of the n-gram counts the network writes on top of (default: 7; 0: the network "
                              "alone, and no counts in the model file)")
+    parser.add_argument("--no-names", dest="names_expert", action="store_const", const=False,
+                        help="no names expert (by default a message's first word may be the name of someone who "
+                             "spoke recently, and the model learns how often it is)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default: auto)")
     parser.add_argument("--eval-every", type=int, metavar="N", help="validate and write samples every N steps (default: 200)")
@@ -82,6 +85,7 @@ def run_train_command(args) -> int:
         "lr": args.lr,
         "dropout": args.dropout,
         "ngram_order": args.ngram_order,
+        "names_expert": args.names_expert,
         "seed": args.seed,
         "device": args.device,
         "eval_every": args.eval_every,

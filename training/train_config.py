@@ -64,6 +64,8 @@ class TrainConfig:
     guard_n: int = 60
     # The n-gram experts the network writes on top of (model/experts.py): their order, or 0 for none.
     ngram_order: int = DEFAULT_ORDER
+    # The names expert (model/names.py): recent speakers' names, mixed in through a gate; needs the n-gram experts.
+    names_expert: bool = True
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -116,6 +118,8 @@ class TrainConfig:
             d = {**d, "max_personas": None}
         if "ngram_order" not in d:  # written before the n-gram experts: that run had none
             d = {**d, "ngram_order": 0}
+        if "names_expert" not in d:  # written before the names expert: that run had none
+            d = {**d, "names_expert": False}
         return cls(**d)
 
 

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from model.config import ModelConfig
 from model.experts import combine
+from model.names import NameOpinions
 from training.dataset import IGNORE
 from training.train_config import TrainConfig
 
@@ -75,11 +76,13 @@ class TrainStep:
         self.autocast = autocast_for(model, device)
 
     def __call__(self, chars: Tensor, authors: Tensor, char_targets: Tensor, speaker_targets: Tensor,
-                 h: Tensor, c: Tensor, log_q: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """`log_q` (B, T, 2, V): the n-gram experts' view of each step, for a model that has them."""
+                 h: Tensor, c: Tensor, log_q: Tensor | None = None,
+                 names: NameOpinions | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """`log_q` (B, T, 2, V): the n-gram experts' view of each step, for a model that has them; `names`: the
+        names expert's opinions, for a model with its gate."""
         with self.autocast():
             head, speaker_logits, h, c = self.model(chars, authors, h, c)  # (B, T, V [+ 2]), (B, T, A)
-        char_logits = combine(head, log_q, self.vocab_size)
+        char_logits = combine(head, log_q, self.vocab_size, names)
         char_loss = F.cross_entropy(char_logits.float().reshape(-1, self.vocab_size), char_targets.reshape(-1))
         # The speaker head answers only at message ends: one more prediction per message, on the characters'
         # footing (summed, then divided by the chunk's steps). Averaged over the message ends instead, it

@@ -132,8 +132,9 @@ def _prepare(config: TrainConfig, resume: bool, dist: DistInfo, device: torch.de
         prepare_run_dir(config.run_dir, resume)
     dist.barrier()
     say(persona_rule(config, Counter(m.author for m in spoken(messages)), authors))
-    train_stream = encode_corpus(train_messages, vocab, authors, config.session_gap)
-    val_stream = encode_corpus(val_messages, vocab, authors, config.session_gap)
+    names = bool(config.ngram_order and config.names_expert)
+    train_stream = encode_corpus(train_messages, vocab, authors, config.session_gap, names=names)
+    val_stream = encode_corpus(val_messages, vocab, authors, config.session_gap, names=names)
     batch_size = fit_batch_size(len(train_stream), config.batch_size, config.seq_len, dist.world_size)
     if batch_size != config.batch_size:
         say(f"note: the corpus is small; using {batch_size} parallel streams instead of {config.batch_size}")
@@ -151,7 +152,7 @@ def _prepare(config: TrainConfig, resume: bool, dist: DistInfo, device: torch.de
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     overrides = {} if config.dropout is None else {"dropout": config.dropout}
     if experts is not None:
-        overrides["experts"] = EXPERTS
+        overrides["experts"] = EXPERTS + (1 if names else 0)  # the names expert's gate
     model_config = ModelConfig.from_preset(config.preset, len(vocab), len(authors), **overrides)
     model = CharLSTM(model_config).to(device)
     optimizer = make_optimizer(model, config, device)

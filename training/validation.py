@@ -49,8 +49,11 @@ def validate(model: CharLSTM, stream: EncodedStream, n_authors: int, seq_len: in
         cols = slice(start, start + seq_len)
         with autocast():
             head, _, h, c = model(chars[:, cols], authors[:, cols], h, c)
-        log_q = None if expert_steps is None else expert_steps.for_positions(rows[:, cols], device=device)
-        logits = combine(head, log_q, expert_steps.experts.vocab_size if expert_steps else head.shape[-1])
+        log_q = names = None
+        if expert_steps is not None:
+            log_q = expert_steps.for_positions(rows[:, cols], device=device)
+            names = expert_steps.names_for_positions(rows[:, cols], device=device)
+        logits = combine(head, log_q, expert_steps.experts.vocab_size if expert_steps else head.shape[-1], names)
         loss = F.cross_entropy(logits.float().transpose(1, 2), targets[:, cols], reduction="none")  # (Bv, t)
         who = authors[:, cols].reshape(-1)
         nats.index_add_(0, who, loss.reshape(-1).double())

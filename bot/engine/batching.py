@@ -29,6 +29,8 @@ import torch
 from bot.engine.errors import EngineBusy, EngineError, EngineStopped, EngineTimeout
 from bot.engine.jobs import BatchView, FeedResult, GenerateResult, Job
 from model.experts import EXPERTS, NgramExperts, combine_np
+from model.generation import head_width
+from model.names import at_symbol, prefix_q
 from model.sampler import sample_rows
 from model.stepping import stepper_for
 from model.vocab import Vocabulary
@@ -46,7 +48,10 @@ class BatchWorker:
                  experts: NgramExperts | None = None):
         self.module = module
         self.experts = experts  # the n-gram experts the network writes on top of, if it has them
-        self.head_width = len(vocab) + (EXPERTS if experts is not None else 0)
+        width = head_width(module)
+        self.head_width = width if width is not None else len(vocab) + (EXPERTS if experts is not None else 0)
+        self.names_gate = experts is not None and self.head_width > len(vocab) + EXPERTS
+        self._at = at_symbol(vocab)
         # Steps and reads in numpy where the module allows it, else through the module (model/stepping.py).
         self.stepper = stepper_for(module, fast_step)
         self.vocab = vocab
@@ -214,7 +219,8 @@ class BatchWorker:
             uniform = [draw() for draw in view.randoms]
         if self.experts is not None:  # the counts' view of each reply so far
             written = [(job.prefix or []) + job.out for job in active]
-            logits = combine_np(logits, self.experts.prefix_log_q(written, view.personas), len(self.vocab))
+            logits = combine_np(logits, self.experts.prefix_log_q(written, view.personas), len(self.vocab),
+                                self._names_q(active, written) if self.names_gate else None)
         tokens = sample_rows(logits, view.temperature, view.top_k, view.top_p, allow, np.array(uniform),
                              cut=view.cut, greedy=view.greedy, eos_forbidden=not allow.all())  # (B,)
         done = (tokens == Vocabulary.EOS) | view.closing  # these rows feed EOS and leave
@@ -280,6 +286,16 @@ class BatchWorker:
             self._view = None
             return _select(active, h, c, logits, [i for i in range(n) if i not in gone])
         return active, h, c, logits
+
+    def _names_q(self, active: list[Job], written: list[list[int]]) -> list[np.ndarray | None] | None:
+        """The names expert's q for each row while its reply's first word may still become a name."""
+        out: list[np.ndarray | None] = [None] * len(active)
+        for i, job in enumerate(active):
+            if job.names and not job.names_done and not job.forced:
+                out[i] = prefix_q(written[i], job.names, self._at, len(self.vocab))
+                job.names_done = out[i] is None and len(written[i]) > 0  # no name fits, nor ever will
+        return out if any(q is not None for q in out) else None
+
 
 def _row(state: np.ndarray, i: int) -> np.ndarray:
     """Row i of a batched (L, B, H) state, as its own (L, 1, H) array."""

@@ -30,6 +30,7 @@ from bot.engine.settings import SamplingSettings, SettingsError
 from bot.infra.stores import Store, StoreError, open_store
 from bot.infra.stores.base import DAY_S, DEFAULT_RETENTION_DAYS
 from model.artifact import Artifact, load_artifact
+from model.names import RECENT
 from model.stream import DEFAULT_SESSION_GAP, encode_message
 from model.vocab import AuthorTable, Vocabulary
 
@@ -290,19 +291,29 @@ class Engine:
                 chars, authors = encode_message(self.vocab, self._author_id(incoming[0]), incoming[1], session)
             else:  # the persona opens or continues the conversation itself
                 chars, authors = ([Vocabulary.SESSION], [pid]) if session else ([], [])
-            future = self._start(chars, authors, h, c, pid, [], options, rng, deadline)
-            text, h, c, speaker = self._complete(future, pid, "", [], options, rng, deadline, refeed=True)
+            names = self._names(record.speakers, persona, incoming[0] if incoming is not None else None)
+            future = self._start(chars, authors, h, c, pid, [], options, rng, deadline, names)
+            text, h, c, speaker = self._complete(future, pid, "", [], options, rng, deadline, refeed=True,
+                                                 names=names)
             messages = ([incoming] if incoming is not None else []) + [(persona, text, None)]
             record.persona = persona
             self.memory.save(conversation, record, h, c, speaker, messages, now)
         return text
 
-    def _start(self, chars, authors, h, c, pid, prefix, options, rng, deadline) -> concurrent.futures.Future:
+    def _start(self, chars, authors, h, c, pid, prefix, options, rng, deadline,
+               names: list[list[int]] | None = None) -> concurrent.futures.Future:
         return self.worker.submit(Job("generate", chars, authors, h, c, deadline, persona_id=pid, prefix=prefix,
-                                      settings=options, rng=rng))
+                                      settings=options, rng=rng, names=names or []))
+
+    def _names(self, speakers: list[str], persona: str, incoming_author: str | None) -> list[list[int]]:
+        """The recent speakers' names the names expert offers `persona` (not its own), encoded; the incoming
+        message's author (about to be saved) first."""
+        ordered = ([incoming_author] if incoming_author else []) + speakers
+        recent = [name for name in dict.fromkeys(ordered) if name != persona][:RECENT]
+        return [self.vocab.encode(name) for name in recent]
 
     def _complete(self, future, pid: int, prime: str, prefix: list[int], options: SamplingSettings,
-                  rng: random.Random, deadline: float, refeed: bool):
+                  rng: random.Random, deadline: float, refeed: bool, names: list[list[int]] | None = None):
         """Wait for a generation, resample empty or memorized replies, cut runaways; returns
         (text, h, c, speaker logits) with the state matching exactly the text returned."""
         result: GenerateResult = self._wait(future, deadline)
@@ -316,7 +327,8 @@ class Engine:
                 break
             tries[problem] += 1
             log.debug("resampling a reply (%s, try %d)", problem, tries[problem])
-            result = self._wait(self._start([], [], pre.h, pre.c, pid, prefix, options, rng, deadline), deadline)
+            result = self._wait(self._start([], [], pre.h, pre.c, pid, prefix, options, rng, deadline, names),
+                                deadline)
         final = text if result.ended else cut_runaway(text)
         if self.guard is not None:
             final = cut_before_memorized(self.guard, final)

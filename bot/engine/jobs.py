@@ -44,6 +44,7 @@ class Job:
     deadline: float  # time.monotonic()
     persona_id: int = 0
     prefix: list[int] = field(default_factory=list)  # reply characters fixed in advance (a prime)
+    names: list[list[int]] = field(default_factory=list)  # recent speakers' names, encoded (model/names.py)
     settings: SamplingSettings = field(default_factory=SamplingSettings)
     rng: random.Random = field(default_factory=random.Random)
     future: Future = field(default_factory=Future)
@@ -61,6 +62,7 @@ class Job:
     forced_authors: list[int] | None = None
     fed: int = 0
     speaker: np.ndarray | None = None  # speaker logits at the last EOS forced
+    names_done: bool = False  # the reply's first word can no longer be a name: the names expert abstains
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """`Memory`: what the engine keeps per conversation, over a store.
 
 The recurrent state after the last message (so a new message costs only its own characters), the
-next-speaker odds, the persona and settings chosen, whether the people were told a model writes, and — only
+next-speaker odds, the persona and settings chosen, whether the people were told a model writes, the names
+of the last people the engine knows who spoke (the names expert reads them), and — only
 where something reads it back — a short readable transcript. Every change to a conversation happens under
 its store lock, which serializes the replies of one conversation across threads and processes.
 """
@@ -14,6 +15,7 @@ import numpy as np
 
 from bot.infra.stores import ConversationRecord, Store
 from bot.infra.stores.base import DEFAULT_LOCK_LEASE
+from model.names import RECENT
 from model.vocab import AuthorTable
 from talklike.errors import UserError
 
@@ -74,6 +76,9 @@ class Memory:
             record.transcript = record.transcript[-self.transcript_len :]
         else:
             record.transcript = []
+        for author, _, _ in messages:  # who spoke, for the names expert (people the engine knows by name)
+            if author:
+                record.speakers = [author] + [s for s in record.speakers if s != author][:RECENT]
         record.last_timestamp = now
         record.messages += len(messages)
         self.store.put(conversation, record)

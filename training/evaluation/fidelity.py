@@ -66,7 +66,7 @@ def persona_fidelity(model: LoadedModel, classifier: StyleClassifier | None, cla
         item = held.items[index]
         state = generator.init_state(1)
         # The context ends with the held-out message itself: the persona answers it.
-        for author_id, text, session in held.context(item, settings.context_messages) + [held.entry(item.conv, item.pos)]:
+        for author_id, text, session, _ in held.context(item, settings.context_messages) + [held.entry(item.conv, item.pos)]:
             state = generator.feed(state, author_id, text, session=session)
         states.append(state)
     share = [settings.samples_per_persona // n_contexts + (j < settings.samples_per_persona % n_contexts)

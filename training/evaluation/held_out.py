@@ -9,9 +9,11 @@ scored messages into one sequence of steps for `training.evaluation.scoring`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
+from model.names import NameHints, at_symbol, recent_speakers
 from model.stream import encode_message, message_text, starts_session
 from model.vocab import AuthorTable, Vocabulary
 from training.corpus import Message
@@ -28,7 +30,13 @@ def session_starts(previous: Message | None, message: Message, gap: float) -> bo
     return starts_session(previous is None, previous.timestamp if previous else None, message.timestamp, gap)
 
 
-Entry = tuple[int, str, bool]  # (author id, text, session marker before it): one message as the model reads it
+class Entry(NamedTuple):
+    """One message as the model reads it."""
+
+    author_id: int
+    text: str
+    session: bool  # a session marker goes before it
+    name: str | None = None  # its author's name as the conversation shows it (the names expert reads it)
 
 
 @dataclass
@@ -54,7 +62,7 @@ class HeldOut:
         m = messages[pos]
         if session is None:
             session = session_starts(messages[pos - 1] if pos else None, m, self.gap)
-        return (self.authors.id_of(m.author) if author_id is None else author_id, m.text, session)
+        return Entry(self.authors.id_of(m.author) if author_id is None else author_id, m.text, session, m.author)
 
     def window(self, conv: int, first: int, count: int) -> list[Entry]:
         """`count` consecutive messages from `first`; the window opens with a session marker, as the model
@@ -115,21 +123,26 @@ class ScoredSequence:
     # (target index, position of its ⟨bos⟩, number of characters): logits at bos..bos+n-1 predict the
     # message's n characters, and its ⟨eos⟩ sits at bos+n+1.
     targets: list[tuple[int, int, int]] = field(default_factory=list)
+    names: NameHints | None = None  # the names expert's opinions on its steps (from the entries' names)
 
 
 def build_sequence(vocab: Vocabulary, context: list[Entry], scored: list[tuple[int, Entry]]) -> ScoredSequence:
-    """Concatenate (author id, text, session) context messages, then the (target index, message) pairs."""
+    """Concatenate the context messages, then the (target index, message) pairs; with the names expert's
+    opinions from each message's recent speakers among the entries before it."""
     seq = ScoredSequence([], [])
-    for author_id, text, session in context:
-        c, a = encode_message(vocab, author_id, text, session)
-        seq.chars += c
-        seq.authors += a
-    for index, (author_id, text, session) in scored:
-        c, a = encode_message(vocab, author_id, text, session)
+    entries = [Entry(*entry) for entry in list(context) + [entry for _, entry in scored]]
+    recent = recent_speakers([entry.name for entry in entries])
+    named = []
+    for n, entry in enumerate(entries):
+        c, a = encode_message(vocab, entry.author_id, entry.text, entry.session)
         bos = c.index(vocab.BOS)
-        seq.targets.append((index, len(seq.chars) + bos, len(c) - bos - 2))
+        if n >= len(context):
+            seq.targets.append((scored[n - len(context)][0], len(seq.chars) + bos, len(c) - bos - 2))
+        if recent[n]:
+            named.append((len(seq.chars) + bos, c[bos + 1 : -1], [vocab.encode(name) for name in recent[n]]))
         seq.chars += c
         seq.authors += a
+    seq.names = NameHints.build(named, at_symbol(vocab))
     return seq
 
 

@@ -125,10 +125,10 @@ def author_gain(module, vocab: Vocabulary, held: HeldOut, sample: GainSample, se
     sequences, where = [], []  # `where`: positions in the sample of the messages scored
     for j, i in enumerate(sample.chosen):
         item = held.items[i]
-        author_id, text, session = held.entry(item.conv, item.pos)
-        if author_id != 0:  # a message already under ⟨other⟩ has no author to lose
+        entry = held.entry(item.conv, item.pos)
+        if entry.author_id != 0:  # a message already under ⟨other⟩ has no author to lose
             sequences.append(build_sequence(vocab, held.context(item, settings.context_messages),
-                                            [(len(where), (0, text, session))]))
+                                            [(len(where), entry._replace(author_id=0))]))
             where.append(j)
     bits, _ = score(module, vocab, held, sequences, len(where), settings)
     return Gain(sample.gain(bits, where), sample.gain_per_message(bits, where), len(where))

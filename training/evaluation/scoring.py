@@ -15,6 +15,7 @@ import torch
 
 from model.experts import NgramExperts, WithExperts
 from model.guard import MemorizationGuard
+from model.names import NameHints, NameOpinions
 from model.vocab import AuthorTable, Vocabulary
 from talklike.errors import UserError
 from training.evaluation.held_out import ScoredSequence
@@ -151,9 +152,15 @@ def score_sequences(module, sequences: list[ScoredSequence], n_targets: int, bat
         h, c = module.init_state(B)
         h, c = h.to(device), c.to(device)
         width = max(1, limit // B)
+        names = None
+        if getattr(module, "reads_names", False):  # the names expert's opinions, by (row, step) of the batch
+            names = NameHints.concat([(seq.names, row * T) for row, seq in enumerate(batch)])
+            names_index, steps = names.lookup(B * T), np.arange(B * T).reshape(B, T)
         for first in range(0, T, width):
             cols = slice(first, first + width)
-            char_logits, speaker_logits, h, c = module(chars[:, cols], authors[:, cols], h, c)  # (B,t,V), (B,t,A)
+            extra = {} if names is None else {
+                "names": NameOpinions.gather(names, names_index, steps[:, cols], module.vocab_size, device)}
+            char_logits, speaker_logits, h, c = module(chars[:, cols], authors[:, cols], h, c, **extra)  # (B,t,V), (B,t,A)
             logp = torch.log_softmax(char_logits.float(), dim=-1).gather(-1, targets[:, cols].unsqueeze(-1)).squeeze(-1)
             own = owner[:, cols]
             scored = own >= 0

@@ -90,7 +90,7 @@ def self_attribution(module, vocab, held: HeldOut, personas: Personas, classifie
     with one_thread_on_cpu(settings.device):  # passes of a few dozen rows: one thread is faster
         for j in chosen:
             item = held.items[pool[j]]
-            true_id, text, session = held.entry(item.conv, item.pos)
+            true_id, text, session, _ = held.entry(item.conv, item.pos)
             candidates = candidate_ids(held, item, true_id, eligible, size, rng)
             bits, prior = author_bits(module, vocab, text, candidates, held.context(item, settings.context_messages),
                                       session, pass_steps=limit)

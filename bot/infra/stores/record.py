@@ -29,7 +29,8 @@ class ConversationRecord:
 
     state: the recurrent state after the last message, float32 (2, L, H) = stacked (h, c), or None for
     a fresh conversation; speaker: next-speaker probabilities (A,) at the last end of message, or None;
-    transcript: the last few messages as {"author", "text", "ts"}; last_timestamp: when the last message
+    transcript: the last few messages as {"author", "text", "ts"}; speakers: the names of the last few people
+    who spoke in it, most recent first (the names expert's; model/names.py); last_timestamp: when the last message
     was folded in (session gaps); messages: how many messages the state has read; disclosed: the people
     in it were told they talk to a model (once per conversation).
     """
@@ -39,6 +40,7 @@ class ConversationRecord:
     state: np.ndarray | None = None
     speaker: np.ndarray | None = None
     transcript: list[dict[str, Any]] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
     last_timestamp: float | None = None
     messages: int = 0
     disclosed: bool = False
@@ -50,6 +52,7 @@ class ConversationRecord:
             "persona": self.persona,
             "settings": self.settings,
             "transcript": self.transcript,
+            "speakers": self.speakers,
             "last_timestamp": self.last_timestamp,
             "messages": self.messages,
             "disclosed": self.disclosed,
@@ -89,6 +92,7 @@ class ConversationRecord:
             state=arrays.get("state"),
             speaker=arrays.get("speaker"),
             transcript=list(header.get("transcript") or []),
+            speakers=[str(s) for s in header.get("speakers") or []],  # records written before it: nobody yet
             last_timestamp=header.get("last_timestamp"),
             messages=int(header.get("messages", 0)),
             disclosed=bool(header.get("disclosed", False)),  # records written before it existed: not yet told
