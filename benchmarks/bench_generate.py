@@ -8,7 +8,8 @@ Speed does not depend on training, so the model has random weights. Figures:
 - aggregate_chars_per_s at 1, 8 and 32 concurrent conversations (threads), batching_gain_32 = 32 / 1;
 - latency_ms of a 100-character reply with 0 and 1,000 earlier messages (p50, p95), history_ratio_p50;
 - with_experts: single-stream and 32-conversation chars/s and file size of the same network with n-gram experts
-  (what `talklike train` makes by default), counted on ../shared/data/tinyshakespeare.txt, and its ratio to
+  and the names expert's gate (what `talklike train` makes by default), counted on
+  ../shared/data/tinyshakespeare.txt, the messages answered written by a named stranger, and its ratio to
   engine_chars_per_s;
 - int8: single-stream chars/s and file size of the int8 artifact, next to the fp32 size (the engine steps
   int8 files in numpy too, fp32 arithmetic over the file's int8 weights);
@@ -77,7 +78,7 @@ def build_with_experts(tmp: Path, vocab: Vocabulary, authors: AuthorTable) -> Pa
     lines = [line for line in SHAKESPEARE.read_text(encoding="utf-8").splitlines() if line.strip()]
     experts = NgramExperts.fit([vocab.encode(line) for line in lines], [1 + i % 4 for i in range(len(lines))],
                                len(vocab))
-    config = ModelConfig.from_preset("small", len(vocab), len(authors), experts=EXPERTS)
+    config = ModelConfig.from_preset("small", len(vocab), len(authors), experts=EXPERTS + 1)  # and the names gate
     torch.manual_seed(0)
     path = tmp / "experts.pt"
     save_artifact(path, CharLSTM(config).eval(), vocab, authors, config, {"authors": {}}, None, experts=experts)
@@ -101,14 +102,14 @@ def naive_chars_per_s(model: CharLSTM, vocab: Vocabulary, n_chars: int = 400) ->
     return n_chars / (time.perf_counter() - start)
 
 
-def single_stream(engine: Engine, replies: int) -> float:
+def single_stream(engine: Engine, replies: int, author: str | None = None) -> float:
     chars, start = 0, time.perf_counter()
     for i in range(replies):
-        chars += len(engine.reply("single", "Alice", "how was it?", settings=REPLY.to_dict(), seed=i))
+        chars += len(engine.reply("single", "Alice", "how was it?", author, settings=REPLY.to_dict(), seed=i))
     return chars / (time.perf_counter() - start)
 
 
-def aggregate(engine: Engine, conversations: int, replies_each: int) -> float:
+def aggregate(engine: Engine, conversations: int, replies_each: int, author: str | None = None) -> float:
     """Characters/s over `conversations` threads each asking for `replies_each` replies in a row. The
     threads are started first and released together, as a server's request threads already run: starting
     a thread waits for the GIL, and 32 of them would trickle in over ~100 ms of an already busy engine."""
@@ -118,8 +119,8 @@ def aggregate(engine: Engine, conversations: int, replies_each: int) -> float:
     def chat(k: int) -> None:
         ready.wait()
         for i in range(replies_each):
-            counts[k] += len(engine.reply(f"agg{conversations}:{k}", "Bob", "and then?", settings=REPLY.to_dict(),
-                                          seed=i))
+            counts[k] += len(engine.reply(f"agg{conversations}:{k}", "Bob", "and then?", author,
+                                          settings=REPLY.to_dict(), seed=i))
 
     threads = [threading.Thread(target=chat, args=(k,)) for k in range(conversations)]
     for t in threads:
@@ -210,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         experts_figures = {}
         if with_experts is not None:
             with Engine(str(with_experts), EngineConfig(guard=False)) as engine:
-                experts_figures = {"chars_per_s": round(best(reps, lambda: single_stream(engine, 2)), 1),
-                                   "aggregate_32": round(best(reps, lambda: aggregate(engine, 32, 2)), 1),
+                # A named stranger writes: the names expert offers their name at each reply's start.
+                experts_figures = {"chars_per_s": round(best(reps, lambda: single_stream(engine, 2, "Dave")), 1),
+                                   "aggregate_32": round(best(reps, lambda: aggregate(engine, 32, 2, "Dave")), 1),
                                    "size_bytes": with_experts.stat().st_size}
             experts_figures["ratio_to_engine"] = round(experts_figures["chars_per_s"] / engine_cps, 3)
         figures = {

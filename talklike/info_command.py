@@ -67,6 +67,9 @@ def run_info_command(args) -> int:
     order = (info["card"].get("train_config") or {}).get("ngram_order")
     counts = f"{order}-gram counts of the chats (keep this file as private as the export)" if order else "order ?"
     lines.append(f"  n-gram        {counts if info['config'].get('experts') else 'none (the network alone)'}")
+    names = "on (a reply may open with the name of someone who spoke recently)" if info["config"].get("experts") == 3 \
+        else "none"
+    lines.append(f"  names expert  {names}")
     lines.append("  personas")
     authors = card.get("authors") or {}
     by_author = metrics.get("val_bpc_by_author") or {}

@@ -141,12 +141,14 @@ def test_evaluation_reads_the_names_of_the_context_it_is_given():
     assert bits[0] < bits[1] - 3.0
 
 
-def test_the_reply_engine_offers_the_names_of_who_spoke(tmp_path):
+def test_the_reply_engine_offers_the_names_of_who_spoke(tmp_path, capsys):
     from bot.engine.engine import Engine, EngineConfig
+    from talklike.cli import main
 
     config, network, experts = _gated_model(9.0)  # the gate wide open: a reply opens with a recent name
     path = tmp_path / "model.pt"
     save_artifact(path, network, VOCAB, AUTHORS, config, {}, None, experts=experts)
+    assert main(["info", str(path)]) == 0 and "names expert  on" in capsys.readouterr().out
     settings = {"temperature": 0.5, "max_chars": 30}
     with Engine(str(path), EngineConfig(guard=False)) as engine:
         assert engine.reply("c1", "Bob", "hello", author="Alice", seed=1, settings=settings).startswith("Alice")
