@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from model.stream import encode_message
+from model.stream import Entry, encode_message
 from model.vocab import Vocabulary
 
 LOG2 = math.log(2.0)
@@ -25,7 +25,6 @@ CANDIDATES_PER_BATCH = 256  # rows of one forward pass at most
 # grow with the number of personas A, so rows × steps per pass shrink as A grows (memory stays bounded).
 LOGIT_BYTES = 64 << 20
 
-Entry = tuple[int, str, bool]  # (author id, text, session marker before it)
 
 
 @dataclass
@@ -61,7 +60,7 @@ def read_context(module, vocab: Vocabulary, context: Sequence[Entry], logit_byte
     if not context:
         return h, c, None
     chars, authors = [], []
-    for author_id, text, session, *_ in context:  # an entry may carry its author's name too
+    for author_id, text, session, *_ in context:  # an `Entry`, or a plain (author id, text, session)
         ch, au = encode_message(vocab, author_id, text, session)
         chars += ch
         authors += au

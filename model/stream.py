@@ -7,6 +7,8 @@ build their inputs here, so they cannot disagree.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from model.vocab import Vocabulary
 
 DEFAULT_SESSION_GAP = 6 * 3600.0  # seconds of silence after which a conversation counts as resumed
@@ -15,6 +17,15 @@ TEXT_KIND = "text"
 # a pasted document or transcript. The corpus keeps them in place (training/corpus.py); the model never reads
 # them as the author's speech, neither in training nor in the scored held-out text.
 NOT_OWN_WORDS = frozenset({"link", "forward", "via_bot", "paste"})
+
+
+class Entry(NamedTuple):
+    """One message of a conversation as the model reads it (evaluation's sequences, `who`'s context)."""
+
+    author_id: int
+    text: str
+    session: bool  # a session marker goes before it
+    name: str | None = None  # its author's name as the conversation shows it (the names expert reads it)
 
 
 def message_text(kind: str, text: str) -> str | None:

@@ -20,10 +20,11 @@ from model.names import (
     recent_speakers,
 )
 from model.network import CharLSTM
+from model.stream import Entry
 from model.vocab import AuthorTable, Vocabulary
 from training.corpus import Message
 from training.dataset import encode_corpus
-from training.evaluation.held_out import Entry, build_sequence
+from training.evaluation.held_out import build_sequence
 from training.evaluation.scoring import score_sequences
 
 TEXTS = ["hi there from alice", "bob talks about his green bicycle", "the river", "hello hello", "zed here"]

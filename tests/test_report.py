@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Ada says this again and again, in training and in the held-out part: a model may well learn it by heart.
 SECRET = "meet me at the old mill at midnight lol"
-NOVEL = "ZZZ XXX ZZZ YYY!!!"  # no real message says this
+NOVEL = "YX ZZY XXZ YX XYZ!!!"  # in Boris's style, but five words: his real messages have one to three
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -9,12 +9,11 @@ scored messages into one sequence of steps for `training.evaluation.scoring`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
 from model.names import NameHints, at_symbol, recent_speakers
-from model.stream import encode_message, message_text, starts_session
+from model.stream import Entry, encode_message, message_text, starts_session
 from model.vocab import AuthorTable, Vocabulary
 from training.corpus import Message
 from training.dataset import conversations, split_messages, spoken
@@ -28,15 +27,6 @@ def in_stream(message: Message) -> bool:
 def session_starts(previous: Message | None, message: Message, gap: float) -> bool:
     """Whether a ⟨session⟩ step precedes `message` (after `previous` in its conversation, or first)."""
     return starts_session(previous is None, previous.timestamp if previous else None, message.timestamp, gap)
-
-
-class Entry(NamedTuple):
-    """One message as the model reads it."""
-
-    author_id: int
-    text: str
-    session: bool  # a session marker goes before it
-    name: str | None = None  # its author's name as the conversation shows it (the names expert reads it)
 
 
 @dataclass
@@ -133,13 +123,15 @@ def build_sequence(vocab: Vocabulary, context: list[Entry], scored: list[tuple[i
     entries = [Entry(*entry) for entry in list(context) + [entry for _, entry in scored]]
     recent = recent_speakers([entry.name for entry in entries])
     named = []
+    encoded: dict[str, list[int]] = {}  # each name once
     for n, entry in enumerate(entries):
         c, a = encode_message(vocab, entry.author_id, entry.text, entry.session)
         bos = c.index(vocab.BOS)
         if n >= len(context):
             seq.targets.append((scored[n - len(context)][0], len(seq.chars) + bos, len(c) - bos - 2))
         if recent[n]:
-            named.append((len(seq.chars) + bos, c[bos + 1 : -1], [vocab.encode(name) for name in recent[n]]))
+            names = [encoded.setdefault(name, vocab.encode(name)) for name in recent[n]]
+            named.append((len(seq.chars) + bos, c[bos + 1 : -1], names))
         seq.chars += c
         seq.authors += a
     seq.names = NameHints.build(named, at_symbol(vocab))
