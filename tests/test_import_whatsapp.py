@@ -206,7 +206,8 @@ def test_phone_number_senders_never_reach_the_corpus():
     assert messages[0].author == expected and messages[0].author_id is None
     assert messages[1].text == f"hey @{expected} welcome"
     assert messages[0].conversation == f"whatsapp:{expected}"
-    dumped = "".join(m.to_json() for m in messages)
+    # The pseudonym's hex digits come from a random key and may happen to hold "555": look around them.
+    dumped = "".join(m.to_json() for m in messages).replace(expected, "Contact ⟨pseudonym⟩")
     for needle in (PHONE_DIGITS, "555", "4567"):
         assert needle not in dumped
 
